@@ -1,0 +1,143 @@
+//! Fixed-size keys and values for the stable maps. Fixed sizes keep BTreeMap nodes
+//! small, so an insert rewrites hundreds of bytes, not megabytes.
+
+use std::borrow::Cow;
+
+use candid::Principal;
+use ic_stable_structures::storable::Bound;
+use ic_stable_structures::Storable;
+
+const PRINCIPAL_BYTES: usize = 30; // length byte + up to 29 bytes
+
+fn put_principal(out: &mut Vec<u8>, p: &Principal) {
+    let b = p.as_slice();
+    out.push(b.len() as u8);
+    out.extend_from_slice(b);
+    out.resize(out.len() + (29 - b.len()), 0);
+}
+
+fn get_principal(b: &[u8]) -> Principal {
+    let len = (b[0] as usize).min(29);
+    Principal::from_slice(&b[1..1 + len])
+}
+
+fn u64_at(b: &[u8], at: usize) -> u64 {
+    u64::from_be_bytes(b[at..at + 8].try_into().expect("8 bytes"))
+}
+
+fn u32_at(b: &[u8], at: usize) -> u32 {
+    u32::from_be_bytes(b[at..at + 4].try_into().expect("4 bytes"))
+}
+
+/// `(sha256(pmid "#" session_id), idx)`: where chunk `idx` of an upload lives.
+/// The stem includes the session id, so two sessions never share a key even when
+/// they carry the same provisional memory id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ChunkKey {
+    pub stem: [u8; 32],
+    pub idx: u32,
+}
+
+impl Storable for ChunkKey {
+    fn to_bytes(&self) -> Cow<'_, [u8]> {
+        Cow::Owned(self.into_bytes())
+    }
+    fn into_bytes(self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(36);
+        v.extend_from_slice(&self.stem);
+        v.extend_from_slice(&self.idx.to_be_bytes());
+        v
+    }
+    fn from_bytes(b: Cow<[u8]>) -> Self {
+        ChunkKey { stem: b[..32].try_into().expect("32 bytes"), idx: u32_at(&b, 32) }
+    }
+    const BOUND: Bound = Bound::Bounded { max_size: 36, is_fixed_size: true };
+}
+
+/// Where a chunk's bytes are in the arena.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChunkRef {
+    pub offset: u64,
+    pub len: u32,
+}
+
+impl Storable for ChunkRef {
+    fn to_bytes(&self) -> Cow<'_, [u8]> {
+        Cow::Owned(self.into_bytes())
+    }
+    fn into_bytes(self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(12);
+        v.extend_from_slice(&self.offset.to_be_bytes());
+        v.extend_from_slice(&self.len.to_be_bytes());
+        v
+    }
+    fn from_bytes(b: Cow<[u8]>) -> Self {
+        ChunkRef { offset: u64_at(&b, 0), len: u32_at(&b, 8) }
+    }
+    const BOUND: Bound = Bound::Bounded { max_size: 12, is_fixed_size: true };
+}
+
+/// Index of a caller's open sessions: `(owner, session_id)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct OwnerSessionKey {
+    pub owner: Principal,
+    pub session_id: u64,
+}
+
+impl Storable for OwnerSessionKey {
+    fn to_bytes(&self) -> Cow<'_, [u8]> {
+        Cow::Owned(self.into_bytes())
+    }
+    fn into_bytes(self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(PRINCIPAL_BYTES + 8);
+        put_principal(&mut v, &self.owner);
+        v.extend_from_slice(&self.session_id.to_be_bytes());
+        v
+    }
+    fn from_bytes(b: Cow<[u8]>) -> Self {
+        OwnerSessionKey { owner: get_principal(&b), session_id: u64_at(&b, PRINCIPAL_BYTES) }
+    }
+    const BOUND: Bound = Bound::Bounded { max_size: PRINCIPAL_BYTES as u32 + 8, is_fixed_size: true };
+}
+
+/// Index of capsule membership: `(principal, capsule_id) -> role`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct MemberKey {
+    pub principal: Principal,
+    pub capsule_id: u64,
+}
+
+impl Storable for MemberKey {
+    fn to_bytes(&self) -> Cow<'_, [u8]> {
+        Cow::Owned(self.into_bytes())
+    }
+    fn into_bytes(self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(PRINCIPAL_BYTES + 8);
+        put_principal(&mut v, &self.principal);
+        v.extend_from_slice(&self.capsule_id.to_be_bytes());
+        v
+    }
+    fn from_bytes(b: Cow<[u8]>) -> Self {
+        MemberKey { principal: get_principal(&b), capsule_id: u64_at(&b, PRINCIPAL_BYTES) }
+    }
+    const BOUND: Bound = Bound::Bounded { max_size: PRINCIPAL_BYTES as u32 + 8, is_fixed_size: true };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_round_trip() {
+        let k = ChunkKey { stem: [7; 32], idx: 0xdead_beef };
+        assert_eq!(ChunkKey::from_bytes(k.to_bytes()), k);
+        let r = ChunkRef { offset: 1 << 40, len: 1_800_000 };
+        assert_eq!(ChunkRef::from_bytes(r.to_bytes()), r);
+        for p in [Principal::anonymous(), Principal::management_canister(), Principal::from_slice(&[9; 29])] {
+            let k = OwnerSessionKey { owner: p, session_id: 42 };
+            assert_eq!(OwnerSessionKey::from_bytes(k.to_bytes()), k);
+            let m = MemberKey { principal: p, capsule_id: 3 };
+            assert_eq!(MemberKey::from_bytes(m.to_bytes()), m);
+        }
+    }
+}

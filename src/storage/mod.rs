@@ -1,0 +1,194 @@
+//! Stable-memory layout. This module owns every `MemoryId` the canister uses.
+//!
+//! Rules (stable memory is forever):
+//! - a `MemoryId` is never reused and never changes the type stored in it;
+//! - the header records the layout version; a layout change bumps
+//!   [`LAYOUT_VERSION`] and ships a migration in [`State::open`] with a test that
+//!   upgrades real old state.
+//!
+//! Chunk bytes do not live in a `StableBTreeMap`: in ic-stable-structures 0.7 saving a
+//! node rewrites every value in it, so multi-megabyte values would rewrite megabytes per
+//! insert. The map holds small fixed-size [`ChunkRef`]s keyed by `(stem, idx)`; the bytes
+//! live in a dedicated virtual memory managed by [`arena::Arena`].
+
+pub mod arena;
+pub mod keys;
+
+use std::borrow::Cow;
+
+use ic_stable_structures::memory_manager::{MemoryId, MemoryManager, VirtualMemory};
+use ic_stable_structures::storable::Bound;
+use ic_stable_structures::{Memory, StableBTreeMap, StableCell, Storable};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::domain::records::{BlobRecord, CapsuleRecord, Config, SessionRecord};
+pub use keys::{ChunkKey, ChunkRef, MemberKey, OwnerSessionKey};
+
+/// Current layout version, recorded in the header.
+pub const LAYOUT_VERSION: u32 = 1;
+const MAGIC: [u8; 4] = *b"KSK1";
+
+// Every MemoryId of the canister. Append only: never reuse or retype a number.
+const MEM_HEADER: MemoryId = MemoryId::new(0);
+const MEM_CONFIG: MemoryId = MemoryId::new(1);
+const MEM_SESSIONS: MemoryId = MemoryId::new(2);
+const MEM_OWNER_SESSIONS: MemoryId = MemoryId::new(3);
+const MEM_CHUNKS: MemoryId = MemoryId::new(4);
+const MEM_BLOBS: MemoryId = MemoryId::new(5);
+const MEM_CAPSULES: MemoryId = MemoryId::new(6);
+const MEM_MEMBERS: MemoryId = MemoryId::new(7);
+const MEM_ARENA_DATA: MemoryId = MemoryId::new(8);
+const MEM_ARENA_FREE_BY_OFFSET: MemoryId = MemoryId::new(9);
+const MEM_ARENA_FREE_BY_SIZE: MemoryId = MemoryId::new(10);
+
+pub type VMem<M> = VirtualMemory<M>;
+
+/// Counters and the layout version. Ids come from here and are never reused, even
+/// across upgrades, because the header lives in stable memory.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Header {
+    pub magic: [u8; 4],
+    pub layout_version: u32,
+    pub next_session_id: u64,
+    pub next_blob_id: u64,
+    pub next_capsule_id: u64,
+    /// High-water mark of the chunk arena (bytes).
+    pub arena_end: u64,
+    /// Bytes in free arena extents, ready for reuse.
+    pub arena_free_bytes: u64,
+    pub blob_count: u64,
+    pub blob_bytes: u64,
+    /// Sessions neither finished nor aborted (expired ones count until collected).
+    pub open_sessions: u64,
+    /// Chunk bytes held by open sessions.
+    pub session_bytes: u64,
+}
+
+impl Default for Header {
+    fn default() -> Self {
+        Header {
+            magic: MAGIC,
+            layout_version: LAYOUT_VERSION,
+            next_session_id: 1,
+            next_blob_id: 1,
+            next_capsule_id: 1,
+            arena_end: 0,
+            arena_free_bytes: 0,
+            blob_count: 0,
+            blob_bytes: 0,
+            open_sessions: 0,
+            session_bytes: 0,
+        }
+    }
+}
+
+/// CBOR-encoded storable wrapper for records whose schema may grow (new optional fields).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Cbor<T>(pub T);
+
+impl<T: Serialize + DeserializeOwned> Storable for Cbor<T> {
+    fn to_bytes(&self) -> Cow<'_, [u8]> {
+        Cow::Owned(self.clone_bytes())
+    }
+    fn into_bytes(self) -> Vec<u8> {
+        self.clone_bytes()
+    }
+    fn from_bytes(bytes: Cow<[u8]>) -> Self {
+        // Stable data was written by this module; a decode failure means corrupted or
+        // mis-migrated memory, which must stop the message rather than serve garbage.
+        Cbor(ciborium::from_reader(bytes.as_ref()).expect("corrupt CBOR record in stable memory"))
+    }
+    const BOUND: Bound = Bound::Unbounded;
+}
+
+impl<T: Serialize> Cbor<T> {
+    fn clone_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(128);
+        ciborium::into_writer(&self.0, &mut out).expect("CBOR encoding into a Vec cannot fail");
+        out
+    }
+}
+
+/// Every stable structure of the canister, opened over one `MemoryManager`.
+pub struct Stable<M: Memory> {
+    header: StableCell<Cbor<Header>, VMem<M>>,
+    config: StableCell<Cbor<Config>, VMem<M>>,
+    pub sessions: StableBTreeMap<u64, Cbor<SessionRecord>, VMem<M>>,
+    pub owner_sessions: StableBTreeMap<OwnerSessionKey, (), VMem<M>>,
+    pub chunks: StableBTreeMap<ChunkKey, ChunkRef, VMem<M>>,
+    pub blobs: StableBTreeMap<u64, Cbor<BlobRecord>, VMem<M>>,
+    pub capsules: StableBTreeMap<u64, Cbor<CapsuleRecord>, VMem<M>>,
+    pub members: StableBTreeMap<MemberKey, u8, VMem<M>>,
+    pub arena: arena::Arena<VMem<M>>,
+    /// Heap copy of the header; written back with [`Stable::save_header`].
+    pub hdr: Header,
+    raw: M,
+}
+
+impl<M: Memory + Clone> Stable<M> {
+    /// Opens (or creates) the layout in `memory`. Refuses memory written by a newer
+    /// layout version: running old code on new state would corrupt it.
+    pub fn open(memory: M) -> Result<Self, String> {
+        let fresh = memory.size() == 0;
+        let mm = MemoryManager::init(memory.clone());
+        let header = StableCell::init(mm.get(MEM_HEADER), Cbor(Header::default()));
+        let hdr = header.get().0.clone();
+        if !fresh {
+            if hdr.magic != MAGIC {
+                return Err("stable memory does not hold a keepsake layout".into());
+            }
+            if hdr.layout_version > LAYOUT_VERSION {
+                return Err(format!(
+                    "stable memory has layout version {}, this build understands up to {}; refusing to downgrade",
+                    hdr.layout_version, LAYOUT_VERSION
+                ));
+            }
+        }
+        let mut arena = arena::Arena::open(
+            mm.get(MEM_ARENA_DATA),
+            StableBTreeMap::init(mm.get(MEM_ARENA_FREE_BY_OFFSET)),
+            StableBTreeMap::init(mm.get(MEM_ARENA_FREE_BY_SIZE)),
+        );
+        arena.end = hdr.arena_end;
+        arena.free_bytes = hdr.arena_free_bytes;
+        Ok(Stable {
+            config: StableCell::init(mm.get(MEM_CONFIG), Cbor(Config::default())),
+            sessions: StableBTreeMap::init(mm.get(MEM_SESSIONS)),
+            owner_sessions: StableBTreeMap::init(mm.get(MEM_OWNER_SESSIONS)),
+            chunks: StableBTreeMap::init(mm.get(MEM_CHUNKS)),
+            blobs: StableBTreeMap::init(mm.get(MEM_BLOBS)),
+            capsules: StableBTreeMap::init(mm.get(MEM_CAPSULES)),
+            members: StableBTreeMap::init(mm.get(MEM_MEMBERS)),
+            arena,
+            header,
+            hdr,
+            raw: memory,
+        })
+    }
+
+    pub fn save_header(&mut self) {
+        self.hdr.arena_end = self.arena.end;
+        self.hdr.arena_free_bytes = self.arena.free_bytes;
+        if self.header.get().0 != self.hdr {
+            self.header.set(Cbor(self.hdr.clone()));
+        }
+    }
+
+    pub fn config(&self) -> Config {
+        self.config.get().0.clone()
+    }
+
+    pub fn set_config(&mut self, config: Config) {
+        self.config.set(Cbor(config));
+    }
+
+    /// Size of the whole stable memory in 64 KiB pages.
+    pub fn stable_pages(&self) -> u64 {
+        self.raw.size()
+    }
+}
+
+pub fn typed_record<T: Serialize + DeserializeOwned>(v: Option<Cbor<T>>) -> Option<T> {
+    v.map(|c| c.0)
+}

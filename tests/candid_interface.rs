@@ -1,0 +1,51 @@
+//! `backend.did` is generated from the code and checked in. This fails when they drift,
+//! and refuses to regenerate it in a way that breaks existing clients.
+//!
+//! Regenerate: `UPDATE_DID=1 cargo test --test candid_interface`
+//! (add `ALLOW_BREAKING_DID=1` only for a deliberate, announced breaking change).
+
+use std::path::PathBuf;
+
+use candid_parser::utils::{service_compatible, service_equal, CandidSource};
+
+fn did_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("backend.did")
+}
+
+#[test]
+fn backend_did_matches_the_code() {
+    let generated = backend::candid_interface();
+    let path = did_path();
+    let checked_in = std::fs::read_to_string(&path).unwrap_or_default();
+    if std::env::var_os("UPDATE_DID").is_some() {
+        if !checked_in.is_empty() && std::env::var_os("ALLOW_BREAKING_DID").is_none() {
+            service_compatible(CandidSource::Text(&generated), CandidSource::Text(&checked_in))
+                .expect("the new interface breaks existing clients; refusing to write backend.did");
+        }
+        std::fs::write(&path, &generated).expect("write backend.did");
+        return;
+    }
+    assert!(!checked_in.is_empty(), "backend.did is missing; run UPDATE_DID=1 cargo test --test candid_interface");
+    // Compatible first, so a breaking change reports as such rather than as drift.
+    service_compatible(CandidSource::Text(&generated), CandidSource::Text(&checked_in))
+        .expect("the code's interface breaks clients of the checked-in backend.did");
+    service_equal(CandidSource::Text(&generated), CandidSource::Text(&checked_in))
+        .expect("backend.did differs from the code; run UPDATE_DID=1 cargo test --test candid_interface");
+    assert_eq!(
+        generated.trim(),
+        checked_in.trim(),
+        "backend.did text differs from the code; run UPDATE_DID=1 cargo test --test candid_interface"
+    );
+}
+
+#[test]
+fn compatibility_check_refuses_a_breaking_change() {
+    // The guard above is only worth something if it can say no: removing a method, or
+    // changing an argument type, must be refused.
+    let did = backend::candid_interface();
+    let without_finish: String = did.lines().filter(|l| !l.contains("uploads_finish")).collect::<Vec<_>>().join("\n");
+    assert!(service_compatible(CandidSource::Text(&without_finish), CandidSource::Text(&did)).is_err());
+    let retyped = did.replace("uploads_abort : (nat64)", "uploads_abort : (text)");
+    assert_ne!(retyped, did, "test must actually change the interface");
+    assert!(service_compatible(CandidSource::Text(&retyped), CandidSource::Text(&did)).is_err());
+}

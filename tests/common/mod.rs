@@ -1,0 +1,164 @@
+//! Helpers for the native domain tests: the real domain logic over an in-memory stable
+//! memory that counts what is written and read.
+#![allow(dead_code)]
+
+use std::cell::Cell;
+use std::rc::Rc;
+
+use backend::api::{BeginArgs, BlobMeta, CapsuleCreateArgs, Error, Session};
+use backend::domain::{Ctx, State};
+use candid::Principal;
+use ic_stable_structures::{Memory, VectorMemory};
+use serde_bytes::ByteBuf;
+use sha2::{Digest, Sha256};
+
+pub const MB: usize = 1_000_000;
+pub const CHUNK: u32 = 1_800_000;
+pub const T0: u64 = 1_700_000_000_000_000_000;
+
+/// `VectorMemory` that counts bytes written and read; clones share memory and counters.
+#[derive(Clone, Default)]
+pub struct CountingMemory {
+    inner: VectorMemory,
+    pub written: Rc<Cell<u64>>,
+    pub read: Rc<Cell<u64>>,
+}
+
+impl CountingMemory {
+    pub fn snapshot(&self) -> Vec<u8> {
+        self.inner.borrow().clone()
+    }
+    pub fn reset(&self) {
+        self.written.set(0);
+        self.read.set(0);
+    }
+}
+
+impl Memory for CountingMemory {
+    fn size(&self) -> u64 {
+        self.inner.size()
+    }
+    fn grow(&self, pages: u64) -> i64 {
+        self.inner.grow(pages)
+    }
+    fn read(&self, offset: u64, dst: &mut [u8]) {
+        self.read.set(self.read.get() + dst.len() as u64);
+        self.inner.read(offset, dst)
+    }
+    unsafe fn read_unsafe(&self, offset: u64, dst: *mut u8, count: usize) {
+        self.read.set(self.read.get() + count as u64);
+        unsafe { self.inner.read_unsafe(offset, dst, count) }
+    }
+    fn write(&self, offset: u64, src: &[u8]) {
+        self.written.set(self.written.get() + src.len() as u64);
+        self.inner.write(offset, src)
+    }
+}
+
+pub fn user(n: u8) -> Principal {
+    Principal::from_slice(&[n, 0xab, 0xcd, 1])
+}
+
+pub fn ctx(p: Principal, now: u64) -> Ctx {
+    Ctx { caller: p, now, is_controller: false }
+}
+
+pub fn sha(b: &[u8]) -> Vec<u8> {
+    Sha256::digest(b).to_vec()
+}
+
+/// Deterministic pseudo-random bytes (xorshift), so every file is different.
+pub fn file(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+pub struct World {
+    pub mem: CountingMemory,
+    pub state: State<CountingMemory>,
+    pub now: u64,
+}
+
+impl World {
+    pub fn new() -> Self {
+        let mem = CountingMemory::default();
+        let state = State::open(mem.clone()).expect("open fresh state");
+        World { mem, state, now: T0 }
+    }
+
+    /// What an upgrade does: heap state gone, the same stable memory opened again.
+    pub fn upgrade(&mut self) {
+        self.state = State::open(self.mem.clone()).expect("reopen state");
+    }
+
+    pub fn ctx(&self, p: Principal) -> Ctx {
+        ctx(p, self.now)
+    }
+
+    pub fn capsule(&mut self, owner: Principal) -> u64 {
+        let c = self.ctx(owner);
+        self.state.capsules_create(&c, CapsuleCreateArgs { name: "photos".into() }).expect("create capsule").id
+    }
+
+    pub fn begin(&mut self, who: Principal, capsule_id: u64, size: usize, pmid: Option<&str>) -> Session {
+        let c = self.ctx(who);
+        self.state.uploads_begin(&c, begin_args(capsule_id, size as u64, pmid)).expect("begin")
+    }
+
+    pub fn put(&mut self, who: Principal, s: &Session, idx: u32, data: &[u8]) -> Result<backend::api::PutChunkOk, Error> {
+        let c = self.ctx(who);
+        self.state.uploads_put_chunk(&c, s.id, idx, chunk_of(s, idx, data))
+    }
+
+    /// Finish, calling again while the hash catches up (at most chunk_count times).
+    pub fn finish(&mut self, who: Principal, s: &Session, digest: &[u8], len: usize) -> Result<BlobMeta, Error> {
+        let c = self.ctx(who);
+        for _ in 0..=s.chunk_count {
+            match self.state.uploads_finish(&c, s.id, digest, len as u64) {
+                Err(Error::InProgress(_)) => continue,
+                other => return other,
+            }
+        }
+        panic!("finish never completed");
+    }
+
+    pub fn read_all(&self, who: Principal, blob: &BlobMeta) -> Vec<u8> {
+        let c = self.ctx(who);
+        let mut out = Vec::new();
+        for i in 0..blob.chunk_count {
+            out.extend(self.state.blobs_read_chunk(&c, blob.id, i).expect("read chunk"));
+        }
+        out
+    }
+}
+
+pub fn begin_args(capsule_id: u64, size: u64, pmid: Option<&str>) -> BeginArgs {
+    BeginArgs {
+        capsule_id,
+        size,
+        chunk_size: Some(CHUNK),
+        sha256: None,
+        mime: "application/octet-stream".into(),
+        name: "file.bin".into(),
+        pmid: pmid.map(str::to_string),
+        idempotency_key: None,
+    }
+}
+
+pub fn chunk_of<'a>(s: &Session, idx: u32, data: &'a [u8]) -> &'a [u8] {
+    let cs = s.chunk_size as usize;
+    let start = idx as usize * cs;
+    &data[start..(start + cs).min(data.len())]
+}
+
+pub fn digest_buf(d: &[u8]) -> ByteBuf {
+    ByteBuf::from(d.to_vec())
+}
