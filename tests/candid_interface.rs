@@ -22,7 +22,7 @@ fn backend_did_matches_the_code() {
             service_compatible(CandidSource::Text(&generated), CandidSource::Text(&checked_in))
                 .expect("the new interface breaks existing clients; refusing to write backend.did");
         }
-        std::fs::write(&path, &generated).expect("write backend.did");
+        std::fs::write(&path, format!("{}\n", generated.trim_end())).expect("write backend.did");
         return;
     }
     assert!(!checked_in.is_empty(), "backend.did is missing; run UPDATE_DID=1 cargo test --test candid_interface");

@@ -192,3 +192,38 @@ impl<M: Memory + Clone> Stable<M> {
 pub fn typed_record<T: Serialize + DeserializeOwned>(v: Option<Cbor<T>>) -> Option<T> {
     v.map(|c| c.0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ic_stable_structures::VectorMemory;
+
+    /// Seed bug: a map's key type was changed in place and old bytes were read with the
+    /// new type. Here the header's version gates every open: memory from a newer layout
+    /// (or not ours at all) is refused instead of misread.
+    #[test]
+    fn seed_layout_refuses_memory_it_does_not_understand() {
+        let mem = VectorMemory::default();
+        let mut st = Stable::open(mem.clone()).unwrap();
+        st.hdr.next_blob_id = 42;
+        st.save_header();
+        drop(st);
+        let st = Stable::open(mem.clone()).unwrap();
+        assert_eq!(st.hdr.next_blob_id, 42, "header survives a reopen");
+        assert_eq!(st.hdr.layout_version, LAYOUT_VERSION);
+
+        let mut st = st;
+        st.hdr.layout_version = LAYOUT_VERSION + 1;
+        st.save_header();
+        drop(st);
+        let err = Stable::open(mem.clone()).err().expect("newer layout must be refused");
+        assert!(err.contains("refusing to downgrade"), "{err}");
+
+        let mut st = Stable::open(VectorMemory::default()).unwrap();
+        st.hdr.magic = *b"NOPE";
+        st.save_header();
+        let raw = st.raw.clone();
+        drop(st);
+        assert!(Stable::open(raw).is_err());
+    }
+}
