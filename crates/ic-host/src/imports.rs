@@ -1,0 +1,477 @@
+//! The `ic0` system API as wasmtime host functions.
+//!
+//! wasm32 canisters: `usize` parameters are `i32` (taken as `u32` here).
+//! Every misuse (out-of-bounds copy, API unavailable in this message kind,
+//! double reply, ...) traps the canister; nothing here panics.
+
+use std::collections::HashSet;
+
+use candid::Principal;
+use wasmtime::{Caller, Extern, Linker, Module};
+
+use crate::rewrite::MEMORY_EXPORT;
+use crate::state::{Callbacks, MessageKind as K, OutgoingCall, Response, StoreData, WriteError};
+
+type C<'a> = Caller<'a, StoreData>;
+type R<T> = wasmtime::Result<T>;
+
+/// Maximum reply / call payload (the IC's 2 MiB inter-canister and ingress reply limit).
+pub(crate) const MAX_PAYLOAD: usize = 2 * 1024 * 1024;
+
+/// Raises a canister trap with `message`.
+fn trap<T>(caller: &mut C<'_>, message: impl Into<String>) -> R<T> {
+    let message = message.into();
+    caller.data_mut().msg.host_trap = Some(message.clone());
+    Err(wasmtime::Error::msg(message))
+}
+
+fn require(caller: &mut C<'_>, api: &str, allowed: &[K]) -> R<()> {
+    let kind = caller.data().msg.kind;
+    if allowed.contains(&kind) {
+        Ok(())
+    } else {
+        trap(caller, format!("\"ic0.{api}\" cannot be executed in {kind:?} mode"))
+    }
+}
+
+fn memory(caller: &mut C<'_>) -> R<wasmtime::Memory> {
+    match caller.get_export(MEMORY_EXPORT) {
+        Some(Extern::Memory(m)) => Ok(m),
+        _ => trap(caller, "canister has no memory"),
+    }
+}
+
+/// Reads `size` bytes at `src` from the canister's memory.
+fn read_mem(caller: &mut C<'_>, api: &str, src: u64, size: u64) -> R<Vec<u8>> {
+    let mem = memory(caller)?;
+    let data = mem.data(&*caller);
+    let range = usize::try_from(src)
+        .ok()
+        .zip(usize::try_from(size).ok())
+        .and_then(|(s, n)| Some(s..s.checked_add(n)?))
+        .filter(|r| r.end <= data.len());
+    match range {
+        Some(r) => Ok(data[r].to_vec()),
+        None => trap(caller, format!("ic0.{api}: memory access out of bounds (src={src}, size={size})")),
+    }
+}
+
+/// Writes `bytes` into the canister's memory at `dst`.
+fn write_mem(caller: &mut C<'_>, api: &str, dst: u64, bytes: &[u8]) -> R<()> {
+    let mem = memory(caller)?;
+    let data = mem.data_mut(&mut *caller);
+    let range = usize::try_from(dst).ok().and_then(|d| Some(d..d.checked_add(bytes.len())?));
+    match range.filter(|r| r.end <= data.len()) {
+        Some(r) => {
+            data[r].copy_from_slice(bytes);
+            Ok(())
+        }
+        None => trap(caller, format!("ic0.{api}: memory access out of bounds (dst={dst}, size={})", bytes.len())),
+    }
+}
+
+/// The common `*_copy(dst, offset, size)` shape: copies `src[offset..offset+size]` to `dst`.
+fn copy_out(caller: &mut C<'_>, api: &str, src: &[u8], dst: u32, offset: u32, size: u32) -> R<()> {
+    let (offset, size) = (offset as usize, size as usize);
+    match offset.checked_add(size).filter(|&end| end <= src.len()) {
+        Some(end) => {
+            let bytes = src[offset..end].to_vec();
+            write_mem(caller, api, dst.into(), &bytes)
+        }
+        None => trap(
+            caller,
+            format!("ic0.{api}: source out of bounds (offset={offset}, size={size}, length={})", src.len()),
+        ),
+    }
+}
+
+fn write_u128(caller: &mut C<'_>, api: &str, dst: u32, v: u128) -> R<()> {
+    write_mem(caller, api, dst.into(), &v.to_le_bytes())
+}
+
+const ARG_KINDS: &[K] = &[K::Init, K::PostUpgrade, K::Update, K::Query, K::ReplicatedQuery, K::ReplyCallback, K::InspectMessage];
+const RESPOND_KINDS: &[K] = &[K::Update, K::Query, K::ReplicatedQuery, K::ReplyCallback, K::RejectCallback];
+const CALL_KINDS: &[K] = &[K::Update, K::ReplyCallback, K::RejectCallback, K::GlobalTimer];
+const STATE_KINDS: &[K] = &[K::Init, K::PreUpgrade, K::PostUpgrade, K::Update, K::ReplyCallback, K::RejectCallback, K::Cleanup, K::GlobalTimer];
+const METHOD_NAME_KINDS: &[K] = &[K::InspectMessage, K::Update, K::Query, K::ReplicatedQuery];
+
+/// A fixed, fake subnet id reported by `ic0.subnet_self_*`.
+const SUBNET_ID: &[u8] = &[0x1d, 0x1c, 0x4a, 0x8a, 0x2b, 0x02, 0x01];
+
+fn respond(caller: &mut C<'_>, api: &str, response: Response) -> R<()> {
+    require(caller, api, RESPOND_KINDS)?;
+    let msg = &mut caller.data_mut().msg;
+    if !msg.can_respond || msg.response.is_some() {
+        return trap(caller, format!("ic0.{api}: the call was already replied to or rejected"));
+    }
+    msg.response = Some(response);
+    Ok(())
+}
+
+/// The canister-memory range `[start, start + size)`, if it is in bounds.
+fn mem_range(len: usize, start: u64, size: u64) -> Option<std::ops::Range<usize>> {
+    let start = usize::try_from(start).ok()?;
+    let end = start.checked_add(usize::try_from(size).ok()?)?;
+    (end <= len).then_some(start..end)
+}
+
+fn stable_write(caller: &mut C<'_>, api: &str, offset: u64, src: u64, size: u64) -> R<()> {
+    let mem = memory(caller)?;
+    let (data, store) = mem.data_and_store_mut(&mut *caller);
+    let Some(range) = mem_range(data.len(), src, size) else {
+        return trap(caller, format!("ic0.{api}: memory access out of bounds (src={src}, size={size})"));
+    };
+    store.msg.stable_written += size;
+    match store.canister.stable.write(offset, &data[range]) {
+        Ok(()) => Ok(()),
+        Err(WriteError::OutOfBounds) => trap(caller, format!("ic0.{api}: stable memory out of bounds")),
+        Err(WriteError::HostMemory) => trap(caller, format!("ic0.{api}: ic-host ran out of host memory")),
+    }
+}
+
+fn stable_read(caller: &mut C<'_>, api: &str, dst: u64, offset: u64, size: u64) -> R<()> {
+    let mem = memory(caller)?;
+    let (data, store) = mem.data_and_store_mut(&mut *caller);
+    let Some(range) = mem_range(data.len(), dst, size) else {
+        return trap(caller, format!("ic0.{api}: memory access out of bounds (dst={dst}, size={size})"));
+    };
+    store.msg.stable_read += size;
+    if store.canister.stable.read(offset, &mut data[range]).is_err() {
+        return trap(caller, format!("ic0.{api}: stable memory out of bounds"));
+    }
+    Ok(())
+}
+
+/// Builds a linker with every supported `ic0` function, plus trapping stubs
+/// for any other function import of `module`.
+pub(crate) fn linker(module: &Module) -> wasmtime::Result<Linker<StoreData>> {
+    let mut l: Linker<StoreData> = Linker::new(module.engine());
+    let mut defined: HashSet<&'static str> = HashSet::new();
+    macro_rules! def {
+        ($name:literal, $f:expr) => {{
+            defined.insert($name);
+            l.func_wrap("ic0", $name, $f)?;
+        }};
+    }
+
+    // --- message arguments, caller, method name ---
+    def!("msg_arg_data_size", |mut c: C<'_>| -> R<u32> {
+        require(&mut c, "msg_arg_data_size", ARG_KINDS)?;
+        Ok(c.data().msg.arg.len() as u32)
+    });
+    def!("msg_arg_data_copy", |mut c: C<'_>, dst: u32, off: u32, size: u32| -> R<()> {
+        require(&mut c, "msg_arg_data_copy", ARG_KINDS)?;
+        let arg = std::mem::take(&mut c.data_mut().msg.arg);
+        let r = copy_out(&mut c, "msg_arg_data_copy", &arg, dst, off, size);
+        c.data_mut().msg.arg = arg;
+        r
+    });
+    def!("msg_caller_size", |c: C<'_>| -> R<u32> { Ok(c.data().msg.caller.len() as u32) });
+    def!("msg_caller_copy", |mut c: C<'_>, dst: u32, off: u32, size: u32| -> R<()> {
+        let src = c.data().msg.caller.clone();
+        copy_out(&mut c, "msg_caller_copy", &src, dst, off, size)
+    });
+    def!("msg_caller_info_data_size", |_c: C<'_>| -> R<u32> { Ok(0) });
+    def!("msg_caller_info_data_copy", |mut c: C<'_>, dst: u32, off: u32, size: u32| -> R<()> {
+        copy_out(&mut c, "msg_caller_info_data_copy", &[], dst, off, size)
+    });
+    def!("msg_caller_info_signer_size", |_c: C<'_>| -> R<u32> { Ok(0) });
+    def!("msg_caller_info_signer_copy", |mut c: C<'_>, dst: u32, off: u32, size: u32| -> R<()> {
+        copy_out(&mut c, "msg_caller_info_signer_copy", &[], dst, off, size)
+    });
+    def!("msg_method_name_size", |mut c: C<'_>| -> R<u32> {
+        require(&mut c, "msg_method_name_size", METHOD_NAME_KINDS)?;
+        Ok(c.data().msg.method.len() as u32)
+    });
+    def!("msg_method_name_copy", |mut c: C<'_>, dst: u32, off: u32, size: u32| -> R<()> {
+        require(&mut c, "msg_method_name_copy", METHOD_NAME_KINDS)?;
+        let src = c.data().msg.method.clone().into_bytes();
+        copy_out(&mut c, "msg_method_name_copy", &src, dst, off, size)
+    });
+    def!("msg_deadline", |_c: C<'_>| -> R<u64> { Ok(0) });
+
+    // --- responses ---
+    def!("msg_reject_code", |mut c: C<'_>| -> R<u32> {
+        require(&mut c, "msg_reject_code", &[K::ReplyCallback, K::RejectCallback])?;
+        Ok(c.data().msg.reject.as_ref().map_or(0, |r| r.0))
+    });
+    def!("msg_reject_msg_size", |mut c: C<'_>| -> R<u32> {
+        require(&mut c, "msg_reject_msg_size", &[K::RejectCallback])?;
+        Ok(c.data().msg.reject.as_ref().map_or(0, |r| r.1.len() as u32))
+    });
+    def!("msg_reject_msg_copy", |mut c: C<'_>, dst: u32, off: u32, size: u32| -> R<()> {
+        require(&mut c, "msg_reject_msg_copy", &[K::RejectCallback])?;
+        let src = c.data().msg.reject.as_ref().map(|r| r.1.clone().into_bytes()).unwrap_or_default();
+        copy_out(&mut c, "msg_reject_msg_copy", &src, dst, off, size)
+    });
+    def!("msg_reply_data_append", |mut c: C<'_>, src: u32, size: u32| -> R<()> {
+        require(&mut c, "msg_reply_data_append", RESPOND_KINDS)?;
+        let msg = &c.data().msg;
+        if !msg.can_respond || msg.response.is_some() {
+            return trap(&mut c, "ic0.msg_reply_data_append: the call was already replied to or rejected");
+        }
+        let total = msg.reply_buf.len() + size as usize;
+        if total > MAX_PAYLOAD {
+            return trap(
+                &mut c,
+                format!("ic0.msg_reply_data_append: application payload size ({total}) cannot be larger than {MAX_PAYLOAD}"),
+            );
+        }
+        let bytes = read_mem(&mut c, "msg_reply_data_append", src.into(), size.into())?;
+        c.data_mut().msg.reply_buf.extend_from_slice(&bytes);
+        Ok(())
+    });
+    def!("msg_reply", |mut c: C<'_>| -> R<()> {
+        let data = std::mem::take(&mut c.data_mut().msg.reply_buf);
+        respond(&mut c, "msg_reply", Response::Reply(data))
+    });
+    def!("msg_reject", |mut c: C<'_>, src: u32, size: u32| -> R<()> {
+        let bytes = read_mem(&mut c, "msg_reject", src.into(), size.into())?;
+        let Ok(text) = String::from_utf8(bytes) else {
+            return trap(&mut c, "ic0.msg_reject: the reject message is not valid UTF-8");
+        };
+        respond(&mut c, "msg_reject", Response::Reject(text))
+    });
+    def!("accept_message", |mut c: C<'_>| -> R<()> {
+        require(&mut c, "accept_message", &[K::InspectMessage])?;
+        if c.data().msg.accepted {
+            return trap(&mut c, "ic0.accept_message: message already accepted");
+        }
+        c.data_mut().msg.accepted = true;
+        Ok(())
+    });
+
+    // --- cycles (the host has no cycle accounting) ---
+    def!("msg_cycles_available128", |mut c: C<'_>, dst: u32| -> R<()> { write_u128(&mut c, "msg_cycles_available128", dst, 0) });
+    def!("msg_cycles_refunded128", |mut c: C<'_>, dst: u32| -> R<()> { write_u128(&mut c, "msg_cycles_refunded128", dst, 0) });
+    def!("msg_cycles_accept128", |mut c: C<'_>, _hi: u64, _lo: u64, dst: u32| -> R<()> {
+        write_u128(&mut c, "msg_cycles_accept128", dst, 0)
+    });
+    def!("cycles_burn128", |mut c: C<'_>, _hi: u64, _lo: u64, dst: u32| -> R<()> { write_u128(&mut c, "cycles_burn128", dst, 0) });
+    def!("canister_cycle_balance128", |mut c: C<'_>, dst: u32| -> R<()> {
+        let b = c.data().canister.cycle_balance;
+        write_u128(&mut c, "canister_cycle_balance128", dst, b)
+    });
+    def!("canister_liquid_cycle_balance128", |mut c: C<'_>, dst: u32| -> R<()> {
+        let b = c.data().canister.cycle_balance;
+        write_u128(&mut c, "canister_liquid_cycle_balance128", dst, b)
+    });
+    def!("cost_call", |mut c: C<'_>, _a: u64, _b: u64, dst: u32| -> R<()> { write_u128(&mut c, "cost_call", dst, 0) });
+    def!("cost_create_canister", |mut c: C<'_>, dst: u32| -> R<()> { write_u128(&mut c, "cost_create_canister", dst, 0) });
+    def!("cost_http_request", |mut c: C<'_>, _a: u64, _b: u64, dst: u32| -> R<()> { write_u128(&mut c, "cost_http_request", dst, 0) });
+    def!("cost_http_request_v2", |mut c: C<'_>, _src: u32, _size: u32, dst: u32| -> R<()> {
+        write_u128(&mut c, "cost_http_request_v2", dst, 0)
+    });
+    def!("cost_sign_with_ecdsa", |mut c: C<'_>, _s: u32, _n: u32, _k: u32, dst: u32| -> R<u32> {
+        write_u128(&mut c, "cost_sign_with_ecdsa", dst, 0).map(|_| 0)
+    });
+    def!("cost_sign_with_schnorr", |mut c: C<'_>, _s: u32, _n: u32, _k: u32, dst: u32| -> R<u32> {
+        write_u128(&mut c, "cost_sign_with_schnorr", dst, 0).map(|_| 0)
+    });
+    def!("cost_vetkd_derive_key", |mut c: C<'_>, _s: u32, _n: u32, _k: u32, dst: u32| -> R<u32> {
+        write_u128(&mut c, "cost_vetkd_derive_key", dst, 0).map(|_| 0)
+    });
+
+    // --- canister / subnet / environment ---
+    def!("canister_self_size", |c: C<'_>| -> R<u32> { Ok(c.data().canister.canister_id.as_slice().len() as u32) });
+    def!("canister_self_copy", |mut c: C<'_>, dst: u32, off: u32, size: u32| -> R<()> {
+        let id = c.data().canister.canister_id;
+        copy_out(&mut c, "canister_self_copy", id.as_slice(), dst, off, size)
+    });
+    def!("canister_status", |_c: C<'_>| -> R<u32> { Ok(1) });
+    def!("canister_version", |c: C<'_>| -> R<u64> { Ok(c.data().canister.canister_version) });
+    def!("subnet_self_size", |_c: C<'_>| -> R<u32> { Ok(SUBNET_ID.len() as u32) });
+    def!("subnet_self_copy", |mut c: C<'_>, dst: u32, off: u32, size: u32| -> R<()> {
+        copy_out(&mut c, "subnet_self_copy", SUBNET_ID, dst, off, size)
+    });
+    def!("subnet_self_node_count", |_c: C<'_>| -> R<u32> { Ok(13) });
+    def!("root_key_size", |_c: C<'_>| -> R<u32> { Ok(0) });
+    def!("root_key_copy", |mut c: C<'_>, dst: u32, off: u32, size: u32| -> R<()> {
+        copy_out(&mut c, "root_key_copy", &[], dst, off, size)
+    });
+    def!("env_var_count", |_c: C<'_>| -> R<u32> { Ok(0) });
+    def!("env_var_name_size", |mut c: C<'_>, i: u32| -> R<u32> { trap(&mut c, format!("ic0.env_var_name_size: index {i} out of bounds")) });
+    def!("env_var_name_copy", |mut c: C<'_>, i: u32, _d: u32, _o: u32, _s: u32| -> R<()> {
+        trap(&mut c, format!("ic0.env_var_name_copy: index {i} out of bounds"))
+    });
+    def!("env_var_name_exists", |_c: C<'_>, _s: u32, _n: u32| -> R<u32> { Ok(0) });
+    def!("env_var_value_size", |mut c: C<'_>, _s: u32, _n: u32| -> R<u32> { trap(&mut c, "ic0.env_var_value_size: no such environment variable") });
+    def!("env_var_value_copy", |mut c: C<'_>, _s: u32, _n: u32, _d: u32, _o: u32, _z: u32| -> R<()> {
+        trap(&mut c, "ic0.env_var_value_copy: no such environment variable")
+    });
+    def!("time", |c: C<'_>| -> R<u64> { Ok(c.data().canister.time) });
+    def!("global_timer_set", |mut c: C<'_>, ts: u64| -> R<u64> {
+        require(&mut c, "global_timer_set", STATE_KINDS)?;
+        Ok(std::mem::replace(&mut c.data_mut().canister.global_timer, ts))
+    });
+    def!("performance_counter", |mut c: C<'_>, kind: u32| -> R<u64> {
+        let used = c.data().msg.fuel_limit.saturating_sub(c.get_fuel().unwrap_or(0));
+        match kind {
+            0 => Ok(used),
+            1 => Ok(used + c.data().msg.context_instructions),
+            _ => trap(&mut c, format!("ic0.performance_counter: unknown counter type {kind}")),
+        }
+    });
+    def!("is_controller", |mut c: C<'_>, src: u32, size: u32| -> R<u32> {
+        let bytes = read_mem(&mut c, "is_controller", src.into(), size.into())?;
+        match Principal::try_from_slice(&bytes) {
+            Ok(p) => Ok(c.data().canister.controllers.contains(&p) as u32),
+            Err(_) => trap(&mut c, "ic0.is_controller: argument is not a valid principal"),
+        }
+    });
+    def!("in_replicated_execution", |c: C<'_>| -> R<u32> {
+        Ok(!matches!(c.data().msg.kind, K::Query | K::InspectMessage) as u32)
+    });
+    def!("certified_data_set", |mut c: C<'_>, src: u32, size: u32| -> R<()> {
+        require(&mut c, "certified_data_set", STATE_KINDS)?;
+        if size > 32 {
+            return trap(&mut c, "ic0.certified_data_set: certified data cannot exceed 32 bytes");
+        }
+        let bytes = read_mem(&mut c, "certified_data_set", src.into(), size.into())?;
+        c.data_mut().canister.certified_data = bytes;
+        Ok(())
+    });
+    def!("data_certificate_present", |_c: C<'_>| -> R<u32> { Ok(0) });
+    def!("data_certificate_size", |mut c: C<'_>| -> R<u32> { trap(&mut c, "ic0.data_certificate_size: no certificate available") });
+    def!("data_certificate_copy", |mut c: C<'_>, _d: u32, _o: u32, _s: u32| -> R<()> {
+        trap(&mut c, "ic0.data_certificate_copy: no certificate available")
+    });
+
+    // --- debugging ---
+    def!("debug_print", |mut c: C<'_>, src: u32, size: u32| -> R<()> {
+        let bytes = read_mem(&mut c, "debug_print", src.into(), size.into())?;
+        c.data_mut().log(String::from_utf8_lossy(&bytes).into_owned());
+        Ok(())
+    });
+    def!("trap", |mut c: C<'_>, src: u32, size: u32| -> R<()> {
+        let bytes = read_mem(&mut c, "trap", src.into(), size.into())?;
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        trap(&mut c, format!("Canister called `ic0.trap` with message: '{text}'"))
+    });
+
+    // --- stable memory ---
+    def!("stable64_size", |c: C<'_>| -> R<u64> { Ok(c.data().canister.stable.pages()) });
+    def!("stable64_grow", |mut c: C<'_>, pages: u64| -> R<u64> { Ok(c.data_mut().canister.stable.grow(pages)) });
+    def!("stable64_write", |mut c: C<'_>, offset: u64, src: u64, size: u64| -> R<()> {
+        stable_write(&mut c, "stable64_write", offset, src, size)
+    });
+    def!("stable64_read", |mut c: C<'_>, dst: u64, offset: u64, size: u64| -> R<()> {
+        stable_read(&mut c, "stable64_read", dst, offset, size)
+    });
+    // Legacy 32-bit stable memory API.
+    def!("stable_size", |mut c: C<'_>| -> R<u32> {
+        match u32::try_from(c.data().canister.stable.pages()) {
+            Ok(p) if p <= 65536 => Ok(p),
+            _ => trap(&mut c, "ic0.stable_size: stable memory larger than 4 GiB, use stable64_size"),
+        }
+    });
+    def!("stable_grow", |mut c: C<'_>, pages: u32| -> R<i32> {
+        let stable = &mut c.data_mut().canister.stable;
+        if stable.pages() + u64::from(pages) > 65536 {
+            return Ok(-1);
+        }
+        let old = stable.grow(pages.into());
+        Ok(if old == u64::MAX { -1 } else { old as i32 })
+    });
+    def!("stable_write", |mut c: C<'_>, offset: u32, src: u32, size: u32| -> R<()> {
+        stable_write(&mut c, "stable_write", offset.into(), src.into(), size.into())
+    });
+    def!("stable_read", |mut c: C<'_>, dst: u32, offset: u32, size: u32| -> R<()> {
+        stable_read(&mut c, "stable_read", dst.into(), offset.into(), size.into())
+    });
+
+    // --- inter-canister calls ---
+    def!(
+        "call_new",
+        |mut c: C<'_>,
+         callee_src: u32,
+         callee_size: u32,
+         name_src: u32,
+         name_size: u32,
+         reply_fun: u32,
+         reply_env: u32,
+         reject_fun: u32,
+         reject_env: u32|
+         -> R<()> {
+            require(&mut c, "call_new", CALL_KINDS)?;
+            let callee = read_mem(&mut c, "call_new", callee_src.into(), callee_size.into())?;
+            let name = read_mem(&mut c, "call_new", name_src.into(), name_size.into())?;
+            let Ok(method) = String::from_utf8(name) else {
+                return trap(&mut c, "ic0.call_new: method name is not valid UTF-8");
+            };
+            // A previously started but not performed call is discarded.
+            c.data_mut().msg.pending_call = Some(OutgoingCall {
+                callee,
+                method,
+                arg: Vec::new(),
+                callbacks: Callbacks { reply: (reply_fun, reply_env), reject: (reject_fun, reject_env), cleanup: None },
+            });
+            Ok(())
+        }
+    );
+    def!("call_on_cleanup", |mut c: C<'_>, fun: u32, env: u32| -> R<()> {
+        require(&mut c, "call_on_cleanup", CALL_KINDS)?;
+        match c.data_mut().msg.pending_call.as_mut() {
+            Some(call) if call.callbacks.cleanup.is_none() => {
+                call.callbacks.cleanup = Some((fun, env));
+                Ok(())
+            }
+            Some(_) => trap(&mut c, "ic0.call_on_cleanup: cleanup callback already set"),
+            None => trap(&mut c, "ic0.call_on_cleanup: no call in progress (call ic0.call_new first)"),
+        }
+    });
+    def!("call_data_append", |mut c: C<'_>, src: u32, size: u32| -> R<()> {
+        require(&mut c, "call_data_append", CALL_KINDS)?;
+        if c.data().msg.pending_call.is_none() {
+            return trap(&mut c, "ic0.call_data_append: no call in progress (call ic0.call_new first)");
+        }
+        let bytes = read_mem(&mut c, "call_data_append", src.into(), size.into())?;
+        if let Some(call) = c.data_mut().msg.pending_call.as_mut() {
+            call.arg.extend_from_slice(&bytes);
+        }
+        Ok(())
+    });
+    def!("call_with_best_effort_response", |mut c: C<'_>, _timeout: u32| -> R<()> {
+        require(&mut c, "call_with_best_effort_response", CALL_KINDS)?;
+        if c.data().msg.pending_call.is_none() {
+            return trap(&mut c, "ic0.call_with_best_effort_response: no call in progress");
+        }
+        Ok(())
+    });
+    def!("call_cycles_add128", |mut c: C<'_>, _hi: u64, _lo: u64| -> R<()> {
+        require(&mut c, "call_cycles_add128", CALL_KINDS)?;
+        if c.data().msg.pending_call.is_none() {
+            return trap(&mut c, "ic0.call_cycles_add128: no call in progress");
+        }
+        Ok(())
+    });
+    def!("call_perform", |mut c: C<'_>| -> R<u32> {
+        require(&mut c, "call_perform", CALL_KINDS)?;
+        let Some(call) = c.data_mut().msg.pending_call.take() else {
+            return trap(&mut c, "ic0.call_perform: no call in progress (call ic0.call_new first)");
+        };
+        if call.arg.len() > MAX_PAYLOAD {
+            // SYS_TRANSIENT-like local failure: the call is not made.
+            return Ok(2);
+        }
+        c.data_mut().msg.performed_calls.push(call);
+        Ok(0)
+    });
+
+    // --- everything else the module imports: link, but trap when called ---
+    for import in module.imports() {
+        let (m, n) = (import.module(), import.name());
+        if m == "ic0" && defined.contains(n) {
+            continue;
+        }
+        if let wasmtime::ExternType::Func(ty) = import.ty() {
+            let text = if m == "ic0" {
+                format!("ic0.{n} not supported by ic-host")
+            } else {
+                format!("import {m}.{n} not supported by ic-host")
+            };
+            l.func_new(m, n, ty, move |mut c: C<'_>, _params, _results| trap(&mut c, text.clone()))?;
+        }
+    }
+    Ok(l)
+}
