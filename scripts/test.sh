@@ -5,4 +5,10 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
 bash scripts/build.sh
-cargo test --locked --workspace
+if [ -n "${POCKET_IC_BIN:-}" ]; then
+  # The Wasm-level suite also runs on PocketIC (its tests are ignored otherwise).
+  cargo test --locked --workspace -- --include-ignored
+else
+  echo "POCKET_IC_BIN is not set: the PocketIC variants of the Wasm-level suite are skipped (ignored)."
+  cargo test --locked --workspace
+fi

@@ -21,7 +21,9 @@ fn target_dir() -> PathBuf {
 fn build_timer_canister() -> Vec<u8> {
     let fixture = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/canisters/timer-canister");
     let manifest = fixture.join("Cargo.toml");
-    let target = target_dir();
+    // A target dir of its own: the fixture's simd128 flags would otherwise evict the
+    // canister's release artifacts from the shared one.
+    let target = target_dir().join("fixtures");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let status = Command::new(cargo)
         .args(["build", "--quiet", "--target", "wasm32-unknown-unknown", "--release", "--manifest-path"])
