@@ -72,10 +72,14 @@ pub struct Embedded {
 
 pub fn embedded() -> Embedded {
     let host = ic_host::Host::new(canister_wasm(), &candid::encode_args(()).unwrap()).expect("install canister");
-    Embedded { host, last: None, per_method: BTreeMap::new() }
+    Embedded::from_host(host)
 }
 
 impl Embedded {
+    pub fn from_host(host: ic_host::Host) -> Self {
+        Embedded { host, last: None, per_method: BTreeMap::new() }
+    }
+
     fn record(&mut self, method: &str, r: &ic_host::CallResult) {
         self.last = Some(r.instructions);
         let e = self.per_method.entry(method.to_string()).or_default();
@@ -237,10 +241,21 @@ impl dyn Backend + '_ {
     }
 
     pub fn begin(&mut self, who: Principal, capsule_id: u64, size: usize, pmid: Option<&str>) -> Session {
+        self.begin_chunked(who, capsule_id, size, pmid, None)
+    }
+
+    pub fn begin_chunked(
+        &mut self,
+        who: Principal,
+        capsule_id: u64,
+        size: usize,
+        pmid: Option<&str>,
+        chunk_size: Option<u32>,
+    ) -> Session {
         let args = BeginArgs {
             capsule_id,
             size: size as u64,
-            chunk_size: None,
+            chunk_size,
             sha256: None,
             mime: "application/octet-stream".into(),
             name: "file.bin".into(),
