@@ -145,6 +145,7 @@ pub struct UploadConfig {
     /// Bytes the rolling hash may advance in one message (bounds every message's cost).
     pub hash_bytes_per_message: u64,
     pub max_read_bytes: u64,
+    pub max_capsule_bytes: u64,
 }
 
 #[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
@@ -158,6 +159,11 @@ pub struct Stats {
     pub free_bytes: u64,
     pub stable_pages: u64,
     pub capsules: u64,
+    pub memories: u64,
+    /// Bytes queued for freeing by housekeeping (aborted/expired uploads, deleted blobs).
+    pub gc_pending_bytes: u64,
+    /// Bytes freed by housekeeping since the canister was created.
+    pub bytes_freed_total: u64,
 }
 
 #[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
@@ -183,4 +189,122 @@ pub struct Capsule {
     pub bytes_used: u64,
     /// The caller's role in this capsule, if any.
     pub my_role: Option<Role>,
+}
+
+#[derive(CandidType, Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum AssetKind {
+    /// The file as the user gave it.
+    Original,
+    /// A large rendition for viewing (photos: 2048 px on the long side).
+    Display,
+    /// A small rendition for grids (512 px).
+    Thumbnail,
+    /// A tiny inline image shown while the others load (32 px, ≤ 32 KiB).
+    Placeholder,
+    /// A still frame of a video.
+    Poster,
+    /// A smaller, streamable rendition of a video.
+    Preview,
+    /// Anything else the app keeps with the memory (sidecar, caption file, …).
+    Other,
+}
+
+#[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub enum AssetSource {
+    /// A finished blob of the same capsule.
+    Blob(u64),
+    /// Bytes stored with the memory itself (at most 32 KiB).
+    Inline(ByteBuf),
+}
+
+#[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct AssetInput {
+    pub kind: AssetKind,
+    pub source: AssetSource,
+    pub mime: String,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    pub duration_ms: Option<u64>,
+}
+
+#[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct Asset {
+    pub kind: AssetKind,
+    /// Set for blob assets: read them with `blobs_read_chunk` / `blobs_read_range`.
+    pub blob_id: Option<u64>,
+    /// Set for inline assets.
+    pub inline: Option<ByteBuf>,
+    pub size: u64,
+    pub sha256: ByteBuf,
+    pub mime: String,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    pub duration_ms: Option<u64>,
+}
+
+#[derive(CandidType, Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MemoryKind {
+    Photo,
+    Video,
+    Audio,
+    Document,
+    Note,
+    Other,
+}
+
+#[derive(CandidType, Deserialize, Serialize, Clone, Debug, PartialEq, Eq)]
+pub struct MemoryMeta {
+    pub title: String,
+    pub kind: MemoryKind,
+    pub description: String,
+    /// When the moment happened (e.g. EXIF capture time), if known.
+    pub taken_at_ns: Option<u64>,
+    pub tags: Vec<String>,
+}
+
+#[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct MemoryCreateArgs {
+    pub capsule_id: u64,
+    pub meta: MemoryMeta,
+    pub assets: Vec<AssetInput>,
+    /// Same caller + capsule + key returns the same memory (safe retries).
+    pub idempotency_key: Option<String>,
+}
+
+#[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct Memory {
+    pub id: u64,
+    pub capsule_id: u64,
+    pub meta: MemoryMeta,
+    pub assets: Vec<Asset>,
+    pub created_by: Principal,
+    pub created_at_ns: u64,
+    pub updated_at_ns: u64,
+}
+
+#[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct MemoryPage {
+    pub memories: Vec<Memory>,
+    /// Pass back as `cursor` for the next page; `null` at the end.
+    pub next_cursor: Option<u64>,
+}
+
+/// Controllers change limits with `admin_set_config`; `null` keeps a value.
+#[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+pub struct ConfigUpdate {
+    pub max_file_size: Option<u64>,
+    pub max_capsule_bytes: Option<u64>,
+    pub max_live_sessions_per_caller: Option<u32>,
+    pub session_ttl_ns: Option<u64>,
+}
+
+/// What one housekeeping pass did (also returned by `admin_gc`).
+#[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+pub struct GcReport {
+    pub sessions_expired: u32,
+    pub records_removed: u32,
+    pub chunks_freed: u32,
+    pub bytes_freed: u64,
+    /// True when work is left for the next pass.
+    pub more: bool,
 }

@@ -9,6 +9,7 @@ pub mod domain;
 pub mod storage;
 
 use std::cell::RefCell;
+use std::time::Duration;
 
 use candid::Principal;
 use ic_cdk::{init, post_upgrade, query, update};
@@ -43,14 +44,33 @@ fn is_controller(p: &Principal) -> bool {
 #[init]
 fn init() {
     with_state(|_| ());
+    start_housekeeping();
 }
 
 /// Everything lives in stable memory: opening the layout (and migrating it, if the
 /// version is older) is the whole upgrade. A newer layout than this build knows traps,
-/// which leaves the canister as it was.
+/// which leaves the canister as it was. Timers do not survive upgrades: restart them.
 #[post_upgrade]
 fn post_upgrade() {
     with_state(|_| ());
+    start_housekeeping();
+}
+
+/// How often housekeeping looks for expired sessions and chunks to free.
+const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(600);
+
+fn start_housekeeping() {
+    ic_cdk_timers::set_timer_interval(HOUSEKEEPING_INTERVAL, || async { housekeeping_pass() });
+}
+
+/// One bounded pass; while work is left, the next pass follows right away (each pass
+/// is its own message, so none comes near the instruction limit).
+fn housekeeping_pass() {
+    let now = ic_cdk::api::time();
+    let report = with_state(|s| s.gc_pass(now));
+    if report.more {
+        ic_cdk_timers::set_timer(Duration::ZERO, async { housekeeping_pass() });
+    }
 }
 
 #[query]
@@ -127,6 +147,78 @@ fn capsules_create(args: CapsuleCreateArgs) -> Result<Capsule> {
 fn capsules_list() -> Vec<Capsule> {
     let ctx = ctx();
     with_state(|s| s.capsules_list(&ctx))
+}
+
+#[query]
+fn capsules_get(capsule_id: u64) -> Result<Capsule> {
+    let ctx = ctx();
+    with_state(|s| s.capsules_get(&ctx, capsule_id))
+}
+
+#[update]
+fn capsules_set_member(capsule_id: u64, member: Principal, role: Role) -> Result<Capsule> {
+    let ctx = ctx();
+    with_state(|s| s.capsules_set_member(&ctx, capsule_id, member, role))
+}
+
+#[update]
+fn capsules_remove_member(capsule_id: u64, member: Principal) -> Result<Capsule> {
+    let ctx = ctx();
+    with_state(|s| s.capsules_remove_member(&ctx, capsule_id, member))
+}
+
+#[update]
+fn memories_create(args: MemoryCreateArgs) -> Result<Memory> {
+    let ctx = ctx();
+    with_state(|s| s.memories_create(&ctx, args))
+}
+
+#[query]
+fn memories_get(memory_id: u64) -> Result<Memory> {
+    let ctx = ctx();
+    with_state(|s| s.memories_get(&ctx, memory_id))
+}
+
+#[query]
+fn memories_list(capsule_id: u64, cursor: Option<u64>, limit: u32) -> Result<MemoryPage> {
+    let ctx = ctx();
+    with_state(|s| s.memories_list(&ctx, capsule_id, cursor, limit))
+}
+
+#[update]
+fn memories_update(memory_id: u64, meta: MemoryMeta) -> Result<Memory> {
+    let ctx = ctx();
+    with_state(|s| s.memories_update(&ctx, memory_id, meta))
+}
+
+#[update]
+fn memories_add_asset(memory_id: u64, asset: AssetInput) -> Result<Memory> {
+    let ctx = ctx();
+    with_state(|s| s.memories_add_asset(&ctx, memory_id, asset))
+}
+
+#[update]
+fn memories_remove_asset(memory_id: u64, kind: AssetKind) -> Result<Memory> {
+    let ctx = ctx();
+    with_state(|s| s.memories_remove_asset(&ctx, memory_id, kind))
+}
+
+#[update]
+fn memories_delete(memory_id: u64) -> Result<()> {
+    let ctx = ctx();
+    with_state(|s| s.memories_delete(&ctx, memory_id))
+}
+
+#[update]
+fn admin_set_config(update: ConfigUpdate) -> Result<UploadConfig> {
+    let ctx = ctx();
+    with_state(|s| s.admin_set_config(&ctx, update))
+}
+
+#[update]
+fn admin_gc() -> Result<GcReport> {
+    let ctx = ctx();
+    with_state(|s| s.admin_gc(&ctx))
 }
 
 candid::export_service!();

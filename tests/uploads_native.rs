@@ -214,7 +214,12 @@ fn abort_frees_chunks_for_reuse() {
     let grown = w.state.stats().arena_bytes;
     w.state.uploads_abort(&w.ctx(alice), s.id).unwrap();
     w.state.uploads_abort(&w.ctx(alice), s.id).unwrap(); // idempotent
-    assert_eq!(w.state.stats().session_bytes, 0);
+    let st = w.state.stats();
+    assert_eq!((st.session_bytes, st.gc_pending_bytes), (0, data.len() as u64));
+    // housekeeping frees the chunks in bounded passes
+    while w.state.gc_pass(w.now).more {}
+    let st = w.state.stats();
+    assert_eq!((st.gc_pending_bytes, st.bytes_freed_total), (0, data.len() as u64));
     let s2 = w.begin(alice, cap, data.len(), None);
     for i in 0..s2.chunk_count {
         w.put(alice, &s2, i, &data).unwrap();

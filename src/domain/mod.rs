@@ -4,6 +4,8 @@
 
 pub mod blobs;
 pub mod capsules;
+pub mod gc;
+pub mod memories;
 pub mod records;
 pub mod uploads;
 
@@ -59,6 +61,9 @@ impl<M: Memory + Clone> State<M> {
             free_bytes: self.st.arena.free_bytes,
             stable_pages: self.st.stable_pages(),
             capsules: self.st.capsules.len(),
+            memories: h.memory_count,
+            gc_pending_bytes: h.gc_pending_bytes,
+            bytes_freed_total: h.bytes_freed_total,
         }
     }
 
@@ -94,6 +99,12 @@ impl<M: Memory + Clone> State<M> {
                 ctx.caller
             ))),
         }
+    }
+}
+
+impl<M: Memory + Clone> State<M> {
+    pub(crate) fn forget_hasher(&mut self, session_id: u64) {
+        self.hashers.remove(&session_id);
     }
 }
 

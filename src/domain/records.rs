@@ -5,7 +5,7 @@ use candid::Principal;
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
-use crate::api::{Role, UploadConfig};
+use crate::api::{AssetKind, MemoryMeta, Role, UploadConfig};
 
 pub const MIN_CHUNK_SIZE: u32 = 64 * 1024;
 /// Ingress messages are at most 2 MiB; this leaves room for the Candid envelope.
@@ -13,6 +13,14 @@ pub const MAX_CHUNK_SIZE: u32 = 1_900_000;
 pub const DEFAULT_CHUNK_SIZE: u32 = 1_800_000;
 pub const MAX_TEXT_LEN: usize = 512;
 pub const MAX_KEY_LEN: usize = 128;
+/// Inline assets (placeholders) live with the memory: at most this many bytes each.
+pub const MAX_INLINE_BYTES: usize = 32 * 1024;
+pub const MAX_ASSETS: usize = 16;
+pub const MAX_DESCRIPTION_LEN: usize = 8 * 1024;
+pub const MAX_TAGS: usize = 32;
+pub const MAX_TAG_LEN: usize = 64;
+pub const MAX_PAGE: u32 = 50;
+pub const DEFAULT_PAGE: u32 = 20;
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Config {
@@ -21,6 +29,12 @@ pub struct Config {
     pub max_live_sessions_per_caller: u32,
     pub hash_bytes_per_message: u64,
     pub max_read_bytes: u64,
+    #[serde(default = "default_capsule_bytes")]
+    pub max_capsule_bytes: u64,
+}
+
+fn default_capsule_bytes() -> u64 {
+    100 << 30
 }
 
 impl Default for Config {
@@ -33,6 +47,7 @@ impl Default for Config {
             // as they go, and no message hashes more than this.
             hash_bytes_per_message: 2 * MAX_CHUNK_SIZE as u64,
             max_read_bytes: 2 << 20,
+            max_capsule_bytes: default_capsule_bytes(),
         }
     }
 }
@@ -48,6 +63,7 @@ impl Config {
             max_live_sessions_per_caller: self.max_live_sessions_per_caller,
             hash_bytes_per_message: self.hash_bytes_per_message,
             max_read_bytes: self.max_read_bytes,
+            max_capsule_bytes: self.max_capsule_bytes,
         }
     }
 }
@@ -119,12 +135,52 @@ pub struct BlobRecord {
     pub name: String,
     pub created_at_ns: u64,
     pub session_id: u64,
+    /// Memory assets that point at this blob. Dropping the last one frees the blob.
+    #[serde(default)]
+    pub refs: u32,
 }
 
 impl BlobRecord {
     pub fn stem(&self) -> [u8; 32] {
         self.stem.as_slice().try_into().expect("stem is 32 bytes")
     }
+    pub fn sha256(&self) -> [u8; 32] {
+        self.sha256.as_slice().try_into().expect("sha256 is 32 bytes")
+    }
+}
+
+/// Inline bytes live in the chunk arena, not in the memory record, so memory records
+/// stay small and a map node never carries kilobytes of image data.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct InlineRef {
+    pub offset: u64,
+    pub len: u32,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AssetRecord {
+    pub kind: AssetKind,
+    pub blob_id: Option<u64>,
+    pub inline: Option<InlineRef>,
+    pub size: u64,
+    pub sha256: ByteBuf,
+    pub mime: String,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    pub duration_ms: Option<u64>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct MemoryRecord {
+    pub id: u64,
+    pub capsule_id: u64,
+    pub meta: MemoryMeta,
+    pub assets: Vec<AssetRecord>,
+    pub created_by: Principal,
+    pub created_at_ns: u64,
+    pub updated_at_ns: u64,
+    /// The idempotency index entry to drop when the memory is deleted.
+    pub idempotency: Option<ByteBuf>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]

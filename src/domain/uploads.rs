@@ -22,7 +22,7 @@ use super::{hex, Ctx, State};
 use crate::api::{
     BeginArgs, BlobMeta, ChunkRange, Error, PutChunkOk, Result, Role, Session, SessionState,
 };
-use crate::storage::{Cbor, ChunkKey, ChunkRef, OwnerSessionKey};
+use crate::storage::{Cbor, ChunkKey, ChunkRef, DedupKey, OwnerSessionKey};
 
 /// `sha256(pmid "#" session_id)`: unique per session even when parallel uploads share a
 /// provisional memory id.
@@ -111,10 +111,17 @@ impl<M: Memory + Clone> State<M> {
         }
         let chunk_count = u32::try_from(args.size.div_ceil(u64::from(chunk_size)))
             .map_err(|_| Error::InvalidArgument("too many chunks".into()))?;
+        // Identical bytes already in this capsule: nothing to upload.
+        let existing = args.sha256.as_ref().and_then(|d| {
+            let sha256: [u8; 32] = d.as_slice().try_into().ok()?;
+            self.st.dedup.get(&DedupKey { capsule_id: capsule.id, sha256, size: args.size })
+        });
+        if existing.is_none() {
+            check_capsule_quota(&capsule, args.size, cfg.max_capsule_bytes)?;
+        }
 
         let id = self.st.hdr.next_session_id;
         self.st.hdr.next_session_id += 1;
-        self.st.hdr.open_sessions += 1;
         let rec = SessionRecord {
             id,
             capsule_id: capsule.id,
@@ -130,7 +137,7 @@ impl<M: Memory + Clone> State<M> {
             idempotency_key: args.idempotency_key,
             created_at_ns: ctx.now,
             expires_at_ns: ctx.now.saturating_add(cfg.session_ttl_ns),
-            status: SessionStatus::Open,
+            status: existing.map_or(SessionStatus::Open, SessionStatus::Finished),
             received_chunks: 0,
             received_bytes: 0,
             hashed_chunks: 0,
@@ -138,7 +145,11 @@ impl<M: Memory + Clone> State<M> {
             hasher: serialize_hasher(&Sha256::new()),
         };
         self.st.sessions.insert(id, Cbor(rec.clone()));
-        self.st.owner_sessions.insert(OwnerSessionKey { owner: ctx.caller, session_id: id }, ());
+        self.st.session_expiry.insert((rec.expires_at_ns, id), ());
+        if existing.is_none() {
+            self.st.hdr.open_sessions += 1;
+            self.st.owner_sessions.insert(OwnerSessionKey { owner: ctx.caller, session_id: id }, ());
+        }
         self.st.save_header();
         Ok(self.session_view(&rec))
     }
@@ -182,7 +193,8 @@ impl<M: Memory + Clone> State<M> {
         self.st.chunks.insert(key, ChunkRef { offset, len: want });
         rec.received_chunks += 1;
         rec.received_bytes += u64::from(want);
-        rec.expires_at_ns = ctx.now.saturating_add(self.st.config().session_ttl_ns);
+        let expires = ctx.now.saturating_add(self.st.config().session_ttl_ns);
+        self.set_expiry(&mut rec, expires);
         self.st.hdr.session_bytes += u64::from(want);
         self.advance_hash(&mut rec, Some((idx, bytes)));
         self.st.sessions.insert(session_id, Cbor(rec.clone()));
@@ -262,6 +274,17 @@ impl<M: Memory + Clone> State<M> {
                 hex(sha256)
             )));
         }
+        let keep_until = ctx.now.saturating_add(self.st.config().session_ttl_ns);
+        let dedup_key = DedupKey { capsule_id: rec.capsule_id, sha256: digest.into(), size: rec.size };
+        if let Some(existing) = self.st.dedup.get(&dedup_key).and_then(|id| self.st.blobs.get(&id)) {
+            // The capsule already holds these bytes: reuse that blob, free the new chunks.
+            let existing = existing.0;
+            self.enqueue_chunks(rec.stem(), rec.chunk_count, rec.received_bytes);
+            self.close_session(&mut rec, SessionStatus::Finished(existing.id), keep_until);
+            return Ok(blob_meta(&existing));
+        }
+        let mut capsule = self.capsule(rec.capsule_id)?;
+        check_capsule_quota(&capsule, rec.size, self.st.config().max_capsule_bytes)?;
         // Commit: a handful of small writes, none of which depends on the file size.
         let blob_id = self.st.hdr.next_blob_id;
         let blob = BlobRecord {
@@ -276,22 +299,17 @@ impl<M: Memory + Clone> State<M> {
             name: rec.name.clone(),
             created_at_ns: ctx.now,
             session_id,
+            refs: 0,
         };
-        let mut capsule = self.capsule(rec.capsule_id)?;
         capsule.bytes_used += rec.size;
         self.st.capsules.insert(capsule.id, Cbor(capsule));
         self.st.blobs.insert(blob_id, Cbor(blob.clone()));
-        rec.status = SessionStatus::Finished(blob_id);
-        self.st.sessions.insert(session_id, Cbor(rec.clone()));
-        self.st.owner_sessions.remove(&OwnerSessionKey { owner: rec.owner, session_id });
+        self.st.dedup.insert(dedup_key, blob_id);
         let h = &mut self.st.hdr;
         h.next_blob_id += 1;
         h.blob_count += 1;
         h.blob_bytes += rec.size;
-        h.open_sessions -= 1;
-        h.session_bytes -= rec.received_bytes;
-        self.st.save_header();
-        self.hashers.remove(&session_id);
+        self.close_session(&mut rec, SessionStatus::Finished(blob_id), keep_until);
         Ok(blob_meta(&blob))
     }
 
@@ -307,19 +325,11 @@ impl<M: Memory + Clone> State<M> {
             }
             SessionStatus::Open => {}
         }
-        let stem = rec.stem();
-        for idx in 0..rec.chunk_count {
-            if let Some(c) = self.st.chunks.remove(&ChunkKey { stem, idx }) {
-                self.st.arena.free(c.offset, u64::from(c.len));
-            }
-        }
-        self.st.hdr.open_sessions -= 1;
-        self.st.hdr.session_bytes -= rec.received_bytes;
-        rec.status = SessionStatus::Aborted;
-        self.st.sessions.insert(session_id, Cbor(rec.clone()));
-        self.st.owner_sessions.remove(&OwnerSessionKey { owner: rec.owner, session_id });
-        self.st.save_header();
-        self.hashers.remove(&session_id);
+        // Freeing happens in bounded housekeeping passes, so abort costs the same for
+        // a 1 MB and a 1 GB upload.
+        self.enqueue_chunks(rec.stem(), rec.chunk_count, rec.received_bytes);
+        let keep_until = ctx.now.saturating_add(self.st.config().session_ttl_ns);
+        self.close_session(&mut rec, SessionStatus::Aborted, keep_until);
         Ok(())
     }
 
@@ -334,6 +344,19 @@ impl<M: Memory + Clone> State<M> {
     }
 
     // ---- internals ----
+
+    /// Ends an open session: the record stays (for idempotent retries) until
+    /// `keep_until`, then housekeeping drops it.
+    fn close_session(&mut self, rec: &mut SessionRecord, status: SessionStatus, keep_until: u64) {
+        self.st.hdr.open_sessions -= 1;
+        self.st.hdr.session_bytes -= rec.received_bytes;
+        rec.status = status;
+        self.set_expiry(rec, keep_until);
+        self.st.sessions.insert(rec.id, Cbor(rec.clone()));
+        self.st.owner_sessions.remove(&OwnerSessionKey { owner: rec.owner, session_id: rec.id });
+        self.st.save_header();
+        self.hashers.remove(&rec.id);
+    }
 
     fn session_of(&self, ctx: &Ctx, session_id: u64) -> Result<SessionRecord> {
         let rec = self
@@ -481,6 +504,16 @@ impl<M: Memory + Clone> State<M> {
             received,
         }
     }
+}
+
+fn check_capsule_quota(capsule: &super::records::CapsuleRecord, add: u64, max: u64) -> Result<()> {
+    if capsule.bytes_used.saturating_add(add) > max {
+        return Err(Error::QuotaExceeded(format!(
+            "capsule {} holds {} of its {max} bytes; {add} more do not fit",
+            capsule.id, capsule.bytes_used
+        )));
+    }
+    Ok(())
 }
 
 fn expired(session_id: u64) -> Error {

@@ -123,6 +123,56 @@ impl Storable for MemberKey {
     const BOUND: Bound = Bound::Bounded { max_size: PRINCIPAL_BYTES as u32 + 8, is_fixed_size: true };
 }
 
+/// `(capsule, sha256, size)`: identical bytes in one capsule are stored once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct DedupKey {
+    pub capsule_id: u64,
+    pub sha256: [u8; 32],
+    pub size: u64,
+}
+
+impl Storable for DedupKey {
+    fn to_bytes(&self) -> Cow<'_, [u8]> {
+        Cow::Owned(self.into_bytes())
+    }
+    fn into_bytes(self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(48);
+        v.extend_from_slice(&self.capsule_id.to_be_bytes());
+        v.extend_from_slice(&self.sha256);
+        v.extend_from_slice(&self.size.to_be_bytes());
+        v
+    }
+    fn from_bytes(b: Cow<[u8]>) -> Self {
+        DedupKey { capsule_id: u64_at(&b, 0), sha256: b[8..40].try_into().expect("32 bytes"), size: u64_at(&b, 40) }
+    }
+    const BOUND: Bound = Bound::Bounded { max_size: 48, is_fixed_size: true };
+}
+
+/// Chunks `next_idx..chunk_count` under `stem` are waiting to be freed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GcItem {
+    pub stem: [u8; 32],
+    pub next_idx: u32,
+    pub chunk_count: u32,
+}
+
+impl Storable for GcItem {
+    fn to_bytes(&self) -> Cow<'_, [u8]> {
+        Cow::Owned(self.into_bytes())
+    }
+    fn into_bytes(self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(40);
+        v.extend_from_slice(&self.stem);
+        v.extend_from_slice(&self.next_idx.to_be_bytes());
+        v.extend_from_slice(&self.chunk_count.to_be_bytes());
+        v
+    }
+    fn from_bytes(b: Cow<[u8]>) -> Self {
+        GcItem { stem: b[..32].try_into().expect("32 bytes"), next_idx: u32_at(&b, 32), chunk_count: u32_at(&b, 36) }
+    }
+    const BOUND: Bound = Bound::Bounded { max_size: 40, is_fixed_size: true };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -139,5 +189,9 @@ mod tests {
             let m = MemberKey { principal: p, capsule_id: 3 };
             assert_eq!(MemberKey::from_bytes(m.to_bytes()), m);
         }
+        let d = DedupKey { capsule_id: 9, sha256: [3; 32], size: 1 << 33 };
+        assert_eq!(DedupKey::from_bytes(d.to_bytes()), d);
+        let g = GcItem { stem: [5; 32], next_idx: 7, chunk_count: 560 };
+        assert_eq!(GcItem::from_bytes(g.to_bytes()), g);
     }
 }

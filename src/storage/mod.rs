@@ -22,11 +22,15 @@ use ic_stable_structures::{Memory, StableBTreeMap, StableCell, Storable};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::domain::records::{BlobRecord, CapsuleRecord, Config, SessionRecord};
-pub use keys::{ChunkKey, ChunkRef, MemberKey, OwnerSessionKey};
+use crate::domain::records::{BlobRecord, CapsuleRecord, Config, MemoryRecord, SessionRecord, SessionStatus};
+pub use keys::{ChunkKey, ChunkRef, DedupKey, GcItem, MemberKey, OwnerSessionKey};
 
 /// Current layout version, recorded in the header.
-pub const LAYOUT_VERSION: u32 = 1;
+///
+/// - 1: uploads, blobs, capsules (MemoryIds 0-10).
+/// - 2: memories, blob reference counts, dedup index, session expiry index and the
+///   chunk-freeing queue (MemoryIds 11-16). Migration: [`Stable::migrate_v1_to_v2`].
+pub const LAYOUT_VERSION: u32 = 2;
 const MAGIC: [u8; 4] = *b"KSK1";
 
 // Every MemoryId of the canister. Append only: never reuse or retype a number.
@@ -41,6 +45,13 @@ const MEM_MEMBERS: MemoryId = MemoryId::new(7);
 const MEM_ARENA_DATA: MemoryId = MemoryId::new(8);
 const MEM_ARENA_FREE_BY_OFFSET: MemoryId = MemoryId::new(9);
 const MEM_ARENA_FREE_BY_SIZE: MemoryId = MemoryId::new(10);
+// Layout 2
+const MEM_MEMORIES: MemoryId = MemoryId::new(11);
+const MEM_CAPSULE_MEMORIES: MemoryId = MemoryId::new(12);
+const MEM_MEMORY_IDEMPOTENCY: MemoryId = MemoryId::new(13);
+const MEM_DEDUP: MemoryId = MemoryId::new(14);
+const MEM_SESSION_EXPIRY: MemoryId = MemoryId::new(15);
+const MEM_GC_QUEUE: MemoryId = MemoryId::new(16);
 
 pub type VMem<M> = VirtualMemory<M>;
 
@@ -63,6 +74,23 @@ pub struct Header {
     pub open_sessions: u64,
     /// Chunk bytes held by open sessions.
     pub session_bytes: u64,
+    // ---- layout 2 ----
+    #[serde(default = "one")]
+    pub next_memory_id: u64,
+    #[serde(default)]
+    pub memory_count: u64,
+    #[serde(default)]
+    pub next_gc_seq: u64,
+    /// Bytes queued for freeing (aborted or expired sessions, deleted blobs, dedup).
+    #[serde(default)]
+    pub gc_pending_bytes: u64,
+    /// Bytes freed by housekeeping since the canister was created.
+    #[serde(default)]
+    pub bytes_freed_total: u64,
+}
+
+fn one() -> u64 {
+    1
 }
 
 impl Default for Header {
@@ -79,6 +107,11 @@ impl Default for Header {
             blob_bytes: 0,
             open_sessions: 0,
             session_bytes: 0,
+            next_memory_id: 1,
+            memory_count: 0,
+            next_gc_seq: 0,
+            gc_pending_bytes: 0,
+            bytes_freed_total: 0,
         }
     }
 }
@@ -121,6 +154,17 @@ pub struct Stable<M: Memory> {
     pub capsules: StableBTreeMap<u64, Cbor<CapsuleRecord>, VMem<M>>,
     pub members: StableBTreeMap<MemberKey, u8, VMem<M>>,
     pub arena: arena::Arena<VMem<M>>,
+    pub memories: StableBTreeMap<u64, Cbor<MemoryRecord>, VMem<M>>,
+    /// `(capsule_id, memory_id)`: a capsule's memories in creation order.
+    pub capsule_memories: StableBTreeMap<(u64, u64), (), VMem<M>>,
+    /// `sha256(caller, capsule, key) -> memory_id` for idempotent `memories_create`.
+    pub memory_idempotency: StableBTreeMap<[u8; 32], u64, VMem<M>>,
+    /// `(capsule, sha256, size) -> blob_id`: a capsule stores identical bytes once.
+    pub dedup: StableBTreeMap<DedupKey, u64, VMem<M>>,
+    /// `(expires_at_ns, session_id)` for every session record, for housekeeping.
+    pub session_expiry: StableBTreeMap<(u64, u64), (), VMem<M>>,
+    /// Chunks waiting to be freed, in bounded batches, oldest first.
+    pub gc_queue: StableBTreeMap<u64, GcItem, VMem<M>>,
     /// Heap copy of the header; written back with [`Stable::save_header`].
     pub hdr: Header,
     raw: M,
@@ -152,7 +196,7 @@ impl<M: Memory + Clone> Stable<M> {
         );
         arena.end = hdr.arena_end;
         arena.free_bytes = hdr.arena_free_bytes;
-        Ok(Stable {
+        let mut st = Stable {
             config: StableCell::init(mm.get(MEM_CONFIG), Cbor(Config::default())),
             sessions: StableBTreeMap::init(mm.get(MEM_SESSIONS)),
             owner_sessions: StableBTreeMap::init(mm.get(MEM_OWNER_SESSIONS)),
@@ -161,10 +205,37 @@ impl<M: Memory + Clone> Stable<M> {
             capsules: StableBTreeMap::init(mm.get(MEM_CAPSULES)),
             members: StableBTreeMap::init(mm.get(MEM_MEMBERS)),
             arena,
+            memories: StableBTreeMap::init(mm.get(MEM_MEMORIES)),
+            capsule_memories: StableBTreeMap::init(mm.get(MEM_CAPSULE_MEMORIES)),
+            memory_idempotency: StableBTreeMap::init(mm.get(MEM_MEMORY_IDEMPOTENCY)),
+            dedup: StableBTreeMap::init(mm.get(MEM_DEDUP)),
+            session_expiry: StableBTreeMap::init(mm.get(MEM_SESSION_EXPIRY)),
+            gc_queue: StableBTreeMap::init(mm.get(MEM_GC_QUEUE)),
             header,
             hdr,
             raw: memory,
-        })
+        };
+        if st.hdr.layout_version == 1 {
+            st.migrate_v1_to_v2();
+        }
+        st.save_header();
+        Ok(st)
+    }
+
+    /// Layout 1 had no dedup index and no expiry index: build both from the records.
+    /// (New header fields decode with their defaults; blob records gain `refs = 0`.)
+    fn migrate_v1_to_v2(&mut self) {
+        let blobs: Vec<BlobRecord> = self.blobs.iter().map(|e| e.value().0).collect();
+        for b in blobs {
+            let key = DedupKey { capsule_id: b.capsule_id, sha256: b.sha256(), size: b.size };
+            self.dedup.insert(key, b.id);
+        }
+        let sessions: Vec<SessionRecord> = self.sessions.iter().map(|e| e.value().0).collect();
+        for s in sessions {
+            self.session_expiry.insert((s.expires_at_ns, s.id), ());
+            debug_assert!(s.status != SessionStatus::Open || s.received_chunks <= s.chunk_count);
+        }
+        self.hdr.layout_version = 2;
     }
 
     pub fn save_header(&mut self) {

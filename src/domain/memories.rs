@@ -1,0 +1,337 @@
+//! Memories: metadata plus assets (original, display, thumbnail, placeholder, …), each a
+//! finished blob of the capsule or a small inline image. Creating one is atomic: every
+//! check runs before the first write. Blobs are reference-counted; dropping the last
+//! reference frees the blob's chunks through housekeeping.
+
+use std::collections::BTreeSet;
+
+use ic_stable_structures::Memory as StableMemory;
+use serde_bytes::ByteBuf;
+use sha2::{Digest, Sha256};
+
+use super::records::{
+    AssetRecord, BlobRecord, InlineRef, MemoryRecord, DEFAULT_PAGE, MAX_ASSETS, MAX_DESCRIPTION_LEN, MAX_INLINE_BYTES,
+    MAX_KEY_LEN, MAX_PAGE, MAX_TAGS, MAX_TAG_LEN, MAX_TEXT_LEN,
+};
+use super::{Ctx, State};
+use crate::api::{
+    Asset, AssetInput, AssetKind, AssetSource, Error, Memory, MemoryCreateArgs, MemoryMeta, MemoryPage, Result, Role,
+};
+use crate::storage::{Cbor, DedupKey};
+
+fn invalid(msg: String) -> Error {
+    Error::InvalidArgument(msg)
+}
+
+fn check_meta(meta: &MemoryMeta) -> Result<()> {
+    if meta.title.len() > MAX_TEXT_LEN {
+        return Err(invalid(format!("title is {} bytes; the limit is {MAX_TEXT_LEN}", meta.title.len())));
+    }
+    if meta.description.len() > MAX_DESCRIPTION_LEN {
+        return Err(invalid(format!("description is over {MAX_DESCRIPTION_LEN} bytes")));
+    }
+    if meta.tags.len() > MAX_TAGS || meta.tags.iter().any(|t| t.is_empty() || t.len() > MAX_TAG_LEN) {
+        return Err(invalid(format!("at most {MAX_TAGS} tags of 1 to {MAX_TAG_LEN} bytes each")));
+    }
+    Ok(())
+}
+
+/// What an asset input resolves to once checked, before anything is written.
+enum Checked {
+    Blob(BlobRecord),
+    Inline(Vec<u8>),
+}
+
+impl<M: StableMemory + Clone> State<M> {
+    pub fn memories_create(&mut self, ctx: &Ctx, args: MemoryCreateArgs) -> Result<Memory> {
+        let capsule = self.require_role(ctx, args.capsule_id, Role::Writer)?;
+        check_meta(&args.meta)?;
+        let idem = match &args.idempotency_key {
+            Some(key) => {
+                if key.len() > MAX_KEY_LEN {
+                    return Err(invalid(format!("idempotency_key is over {MAX_KEY_LEN} bytes")));
+                }
+                let mut h = Sha256::new();
+                h.update(ctx.caller.as_slice());
+                h.update(capsule.id.to_be_bytes());
+                h.update(key.as_bytes());
+                let k: [u8; 32] = h.finalize().into();
+                if let Some(existing) = self.st.memory_idempotency.get(&k).and_then(|id| self.st.memories.get(&id)) {
+                    return Ok(self.memory_view(&existing.0));
+                }
+                Some(k)
+            }
+            None => None,
+        };
+        if args.assets.len() > MAX_ASSETS {
+            return Err(invalid(format!("a memory has at most {MAX_ASSETS} assets")));
+        }
+        let mut kinds = BTreeSet::new();
+        let mut checked = Vec::with_capacity(args.assets.len());
+        for a in &args.assets {
+            if !kinds.insert(a.kind) {
+                return Err(invalid(format!("asset kind {:?} appears twice", a.kind)));
+            }
+            checked.push(self.check_asset(capsule.id, a)?);
+        }
+        let inline_bytes: u64 = checked.iter().map(|c| if let Checked::Inline(b) = c { b.len() as u64 } else { 0 }).sum();
+        self.check_inline_quota(capsule.id, inline_bytes)?;
+
+        // Every check passed: write.
+        let id = self.st.hdr.next_memory_id;
+        let mut assets = Vec::with_capacity(checked.len());
+        for (input, c) in args.assets.into_iter().zip(checked) {
+            assets.push(self.attach_asset(input, c));
+        }
+        self.st.hdr.next_memory_id += 1;
+        self.st.hdr.memory_count += 1;
+        let rec = MemoryRecord {
+            id,
+            capsule_id: capsule.id,
+            meta: args.meta,
+            assets,
+            created_by: ctx.caller,
+            created_at_ns: ctx.now,
+            updated_at_ns: ctx.now,
+            idempotency: idem.map(|k| ByteBuf::from(k.to_vec())),
+        };
+        self.st.memories.insert(id, Cbor(rec.clone()));
+        self.st.capsule_memories.insert((capsule.id, id), ());
+        if let Some(k) = idem {
+            self.st.memory_idempotency.insert(k, id);
+        }
+        self.add_capsule_bytes(capsule.id, inline_bytes as i64);
+        self.st.save_header();
+        Ok(self.memory_view(&rec))
+    }
+
+    pub fn memories_get(&self, ctx: &Ctx, id: u64) -> Result<Memory> {
+        let rec = self.memory(id)?;
+        self.require_role(ctx, rec.capsule_id, Role::Reader)?;
+        Ok(self.memory_view(&rec))
+    }
+
+    /// A capsule's memories in creation order, `limit` (at most 50) at a time.
+    pub fn memories_list(&self, ctx: &Ctx, capsule_id: u64, cursor: Option<u64>, limit: u32) -> Result<MemoryPage> {
+        self.require_role(ctx, capsule_id, Role::Reader)?;
+        let limit = if limit == 0 { DEFAULT_PAGE } else { limit.min(MAX_PAGE) } as usize;
+        let from = cursor.map_or(0, |c| c.saturating_add(1));
+        let mut ids = self.st.capsule_memories.range((capsule_id, from)..=(capsule_id, u64::MAX)).map(|e| e.key().1);
+        let page: Vec<u64> = ids.by_ref().take(limit).collect();
+        let next_cursor = if ids.next().is_some() { page.last().copied() } else { None };
+        let memories = page.iter().filter_map(|id| self.st.memories.get(id)).map(|m| self.memory_view(&m.0)).collect();
+        Ok(MemoryPage { memories, next_cursor })
+    }
+
+    pub fn memories_update(&mut self, ctx: &Ctx, id: u64, meta: MemoryMeta) -> Result<Memory> {
+        let mut rec = self.memory(id)?;
+        self.require_role(ctx, rec.capsule_id, Role::Writer)?;
+        check_meta(&meta)?;
+        rec.meta = meta;
+        rec.updated_at_ns = ctx.now;
+        self.st.memories.insert(id, Cbor(rec.clone()));
+        Ok(self.memory_view(&rec))
+    }
+
+    pub fn memories_add_asset(&mut self, ctx: &Ctx, id: u64, input: AssetInput) -> Result<Memory> {
+        let mut rec = self.memory(id)?;
+        self.require_role(ctx, rec.capsule_id, Role::Writer)?;
+        if rec.assets.iter().any(|a| a.kind == input.kind) {
+            return Err(Error::Conflict(format!(
+                "memory {id} already has a {:?} asset; remove it first",
+                input.kind
+            )));
+        }
+        if rec.assets.len() >= MAX_ASSETS {
+            return Err(invalid(format!("a memory has at most {MAX_ASSETS} assets")));
+        }
+        let c = self.check_asset(rec.capsule_id, &input)?;
+        let inline_bytes = if let Checked::Inline(b) = &c { b.len() as u64 } else { 0 };
+        self.check_inline_quota(rec.capsule_id, inline_bytes)?;
+        let asset = self.attach_asset(input, c);
+        rec.assets.push(asset);
+        rec.updated_at_ns = ctx.now;
+        self.st.memories.insert(id, Cbor(rec.clone()));
+        self.add_capsule_bytes(rec.capsule_id, inline_bytes as i64);
+        self.st.save_header();
+        Ok(self.memory_view(&rec))
+    }
+
+    pub fn memories_remove_asset(&mut self, ctx: &Ctx, id: u64, kind: AssetKind) -> Result<Memory> {
+        let mut rec = self.memory(id)?;
+        self.require_role(ctx, rec.capsule_id, Role::Writer)?;
+        let Some(pos) = rec.assets.iter().position(|a| a.kind == kind) else {
+            return Err(Error::NotFound(format!("memory {id} has no {kind:?} asset")));
+        };
+        let asset = rec.assets.remove(pos);
+        self.release_asset(rec.capsule_id, &asset);
+        rec.updated_at_ns = ctx.now;
+        self.st.memories.insert(id, Cbor(rec.clone()));
+        self.st.save_header();
+        Ok(self.memory_view(&rec))
+    }
+
+    /// Deletes the memory; blobs no other memory references are freed.
+    pub fn memories_delete(&mut self, ctx: &Ctx, id: u64) -> Result<()> {
+        let rec = self.memory(id)?;
+        self.require_role(ctx, rec.capsule_id, Role::Writer)?;
+        for a in &rec.assets {
+            self.release_asset(rec.capsule_id, a);
+        }
+        self.st.memories.remove(&id);
+        self.st.capsule_memories.remove(&(rec.capsule_id, id));
+        if let Some(k) = &rec.idempotency {
+            if let Ok(k) = <[u8; 32]>::try_from(k.as_slice()) {
+                self.st.memory_idempotency.remove(&k);
+            }
+        }
+        self.st.hdr.memory_count -= 1;
+        self.st.save_header();
+        Ok(())
+    }
+
+    // ---- internals ----
+
+    fn memory(&self, id: u64) -> Result<MemoryRecord> {
+        self.st.memories.get(&id).map(|m| m.0).ok_or_else(|| Error::NotFound(format!("memory {id} does not exist")))
+    }
+
+    fn check_asset(&self, capsule_id: u64, a: &AssetInput) -> Result<Checked> {
+        if a.mime.len() > MAX_TEXT_LEN {
+            return Err(invalid(format!("asset mime is over {MAX_TEXT_LEN} bytes")));
+        }
+        match &a.source {
+            AssetSource::Blob(blob_id) => {
+                let blob = self
+                    .st
+                    .blobs
+                    .get(blob_id)
+                    .map(|b| b.0)
+                    .ok_or_else(|| Error::NotFound(format!("blob {blob_id} does not exist (is its upload finished?)")))?;
+                if blob.capsule_id != capsule_id {
+                    return Err(invalid(format!("blob {blob_id} belongs to capsule {}, not {capsule_id}", blob.capsule_id)));
+                }
+                Ok(Checked::Blob(blob))
+            }
+            AssetSource::Inline(bytes) => {
+                if bytes.is_empty() || bytes.len() > MAX_INLINE_BYTES {
+                    return Err(invalid(format!(
+                        "inline {:?} asset has {} bytes; inline assets hold 1 to {MAX_INLINE_BYTES} bytes",
+                        a.kind,
+                        bytes.len()
+                    )));
+                }
+                Ok(Checked::Inline(bytes.to_vec()))
+            }
+        }
+    }
+
+    fn check_inline_quota(&self, capsule_id: u64, bytes: u64) -> Result<()> {
+        let capsule = self.capsule(capsule_id)?;
+        let max = self.st.config().max_capsule_bytes;
+        if capsule.bytes_used.saturating_add(bytes) > max {
+            return Err(Error::QuotaExceeded(format!(
+                "capsule {capsule_id} holds {} of its {max} bytes; {bytes} more do not fit",
+                capsule.bytes_used
+            )));
+        }
+        Ok(())
+    }
+
+    /// Writes one checked asset: a blob gains a reference, inline bytes go to the arena.
+    fn attach_asset(&mut self, input: AssetInput, checked: Checked) -> AssetRecord {
+        let (blob_id, inline, size, sha256) = match checked {
+            Checked::Blob(checked) => {
+                // Re-read: an earlier asset of the same message may reference it too.
+                let mut blob = self.st.blobs.get(&checked.id).map_or(checked, |b| b.0);
+                blob.refs += 1;
+                let out = (Some(blob.id), None, blob.size, blob.sha256.clone());
+                self.st.blobs.insert(blob.id, Cbor(blob));
+                out
+            }
+            Checked::Inline(bytes) => {
+                // Out of stable memory is the one failure left after the checks; trap so
+                // the whole message, including earlier assets, rolls back.
+                let offset = self.st.arena.alloc(bytes.len() as u64).unwrap_or_else(|_| {
+                    panic!("stable memory is full: cannot store an inline asset")
+                });
+                self.st.arena.write(offset, &bytes);
+                let sha = ByteBuf::from(Sha256::digest(&bytes).to_vec());
+                (None, Some(InlineRef { offset, len: bytes.len() as u32 }), bytes.len() as u64, sha)
+            }
+        };
+        AssetRecord {
+            kind: input.kind,
+            blob_id,
+            inline,
+            size,
+            sha256,
+            mime: input.mime,
+            width: input.width,
+            height: input.height,
+            duration_ms: input.duration_ms,
+        }
+    }
+
+    /// Drops an asset's hold on its bytes. The last reference to a blob frees it.
+    fn release_asset(&mut self, capsule_id: u64, a: &AssetRecord) {
+        if let Some(r) = a.inline {
+            self.st.arena.free(r.offset, u64::from(r.len));
+            self.st.hdr.bytes_freed_total += u64::from(r.len);
+            self.add_capsule_bytes(capsule_id, -i64::from(r.len));
+        }
+        let Some(blob_id) = a.blob_id else { return };
+        let Some(mut blob) = self.st.blobs.get(&blob_id).map(|b| b.0) else { return };
+        blob.refs = blob.refs.saturating_sub(1);
+        if blob.refs > 0 {
+            self.st.blobs.insert(blob_id, Cbor(blob));
+            return;
+        }
+        self.st.blobs.remove(&blob_id);
+        self.st.dedup.remove(&DedupKey { capsule_id: blob.capsule_id, sha256: blob.sha256(), size: blob.size });
+        self.enqueue_chunks(blob.stem(), blob.chunk_count, blob.size);
+        self.st.hdr.blob_count -= 1;
+        self.st.hdr.blob_bytes -= blob.size;
+        self.add_capsule_bytes(blob.capsule_id, -(blob.size as i64));
+    }
+
+    fn add_capsule_bytes(&mut self, capsule_id: u64, delta: i64) {
+        if delta == 0 {
+            return;
+        }
+        if let Some(mut c) = self.st.capsules.get(&capsule_id).map(|c| c.0) {
+            c.bytes_used = c.bytes_used.saturating_add_signed(delta);
+            self.st.capsules.insert(capsule_id, Cbor(c));
+        }
+    }
+
+    fn memory_view(&self, m: &MemoryRecord) -> Memory {
+        Memory {
+            id: m.id,
+            capsule_id: m.capsule_id,
+            meta: m.meta.clone(),
+            assets: m
+                .assets
+                .iter()
+                .map(|a| Asset {
+                    kind: a.kind,
+                    blob_id: a.blob_id,
+                    inline: a.inline.map(|r| {
+                        let mut buf = vec![0u8; r.len as usize];
+                        self.st.arena.read(r.offset, &mut buf);
+                        ByteBuf::from(buf)
+                    }),
+                    size: a.size,
+                    sha256: a.sha256.clone(),
+                    mime: a.mime.clone(),
+                    width: a.width,
+                    height: a.height,
+                    duration_ms: a.duration_ms,
+                })
+                .collect(),
+            created_by: m.created_by,
+            created_at_ns: m.created_at_ns,
+            updated_at_ns: m.updated_at_ns,
+        }
+    }
+}
