@@ -4,11 +4,9 @@
 
 mod harness;
 
-use std::io::Cursor;
 
 use backend::api::*;
 use harness::*;
-use image::{imageops::FilterType, DynamicImage, ImageFormat, RgbImage};
 use candid::Principal;
 use serde_bytes::ByteBuf;
 
@@ -62,22 +60,9 @@ fn s1_file_of_21_mb_reads_back_identical(b: &mut dyn Backend) {
     assert_eq!(last.unwrap().as_slice(), &data[data.len() - 10..]);
 }
 
-fn jpeg_bytes(img: &DynamicImage) -> Vec<u8> {
-    let mut out = Cursor::new(Vec::new());
-    img.write_to(&mut out, ImageFormat::Jpeg).expect("encode jpeg");
-    out.into_inner()
-}
-
-fn fit(img: &DynamicImage, max: u32) -> DynamicImage {
-    img.resize(max, max, FilterType::Triangle)
-}
-
 fn s2_image_derivatives_from_a_real_jpeg(b: &mut dyn Backend) {
     // A real photo-like JPEG: gradients plus texture, 3000 x 2000.
-    let photo = DynamicImage::ImageRgb8(RgbImage::from_fn(3000, 2000, |x, y| {
-        let n = ((x * 7919 + y * 104_729) % 61) as u8;
-        image::Rgb([(x / 12) as u8 ^ n, (y / 8) as u8, (((x + y) / 20) as u8).wrapping_add(n)])
-    }));
+    let photo = photo(3000, 2000);
     let original = jpeg_bytes(&photo);
     let display = fit(&photo, 2048);
     let thumb = fit(&photo, 512);

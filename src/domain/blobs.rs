@@ -2,7 +2,7 @@
 
 use ic_stable_structures::Memory;
 
-use super::records::BlobRecord;
+use super::records::{BlobRecord, MAX_READ_BYTES};
 use super::uploads::blob_meta;
 use super::{Ctx, State};
 use crate::api::{BlobMeta, Error, Result, Role};
@@ -41,7 +41,7 @@ impl<M: Memory + Clone> State<M> {
     /// `len` bytes from `offset`; at most `max_read_bytes` per call.
     pub fn blobs_read_range(&self, ctx: &Ctx, blob_id: u64, offset: u64, len: u64) -> Result<Vec<u8>> {
         let blob = self.readable_blob(ctx, blob_id)?;
-        let max = self.st.config().max_read_bytes;
+        let max = MAX_READ_BYTES;
         if len > max {
             return Err(Error::InvalidArgument(format!("len {len} exceeds the read limit of {max} bytes")));
         }

@@ -13,6 +13,9 @@ pub const MAX_CHUNK_SIZE: u32 = 1_900_000;
 pub const DEFAULT_CHUNK_SIZE: u32 = 1_800_000;
 pub const MAX_TEXT_LEN: usize = 512;
 pub const MAX_KEY_LEN: usize = 128;
+/// Largest `blobs_read_range`: 2 MiB less room for the Candid reply envelope, so the
+/// reply fits the IC's 2 MiB limit even when the query runs as an update.
+pub const MAX_READ_BYTES: u64 = (2 << 20) - 4096;
 /// Inline assets (placeholders) live with the memory: at most this many bytes each.
 pub const MAX_INLINE_BYTES: usize = 32 * 1024;
 pub const MAX_ASSETS: usize = 16;
@@ -28,7 +31,8 @@ pub struct Config {
     pub session_ttl_ns: u64,
     pub max_live_sessions_per_caller: u32,
     pub hash_bytes_per_message: u64,
-    pub max_read_bytes: u64,
+    // (Layout 1 also stored `max_read_bytes`; it is now the constant MAX_READ_BYTES and
+    // the stored field is ignored when decoding.)
     #[serde(default = "default_capsule_bytes")]
     pub max_capsule_bytes: u64,
 }
@@ -46,7 +50,6 @@ impl Default for Config {
             // Two full chunks: in-order uploads with parallel puts drain the hash backlog
             // as they go, and no message hashes more than this.
             hash_bytes_per_message: 2 * MAX_CHUNK_SIZE as u64,
-            max_read_bytes: 2 << 20,
             max_capsule_bytes: default_capsule_bytes(),
         }
     }
@@ -62,7 +65,7 @@ impl Config {
             session_ttl_ns: self.session_ttl_ns,
             max_live_sessions_per_caller: self.max_live_sessions_per_caller,
             hash_bytes_per_message: self.hash_bytes_per_message,
-            max_read_bytes: self.max_read_bytes,
+            max_read_bytes: MAX_READ_BYTES,
             max_capsule_bytes: self.max_capsule_bytes,
         }
     }

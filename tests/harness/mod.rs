@@ -31,6 +31,10 @@ pub trait Backend {
     fn set_update_limit(&mut self, limit: Option<u64>) -> bool;
     /// Instructions of the last call, where the backend counts them.
     fn last_instructions(&self) -> Option<u64>;
+    /// Stable-memory bytes the last call wrote (embedded host only).
+    fn last_stable_writes(&self) -> Option<u64> {
+        None
+    }
     /// Per-method instruction figures so far (embedded host only).
     fn report(&self) -> String {
         String::new()
@@ -67,6 +71,9 @@ pub fn canister_wasm() -> &'static [u8] {
 pub struct Embedded {
     pub host: ic_host::Host,
     last: Option<u64>,
+    last_writes: Option<u64>,
+    /// Instructions of every timer-driven message (housekeeping ticks) so far.
+    pub timer_ticks: Vec<u64>,
     per_method: BTreeMap<String, (u64, u64, u64)>, // calls, total, max
 }
 
@@ -77,11 +84,12 @@ pub fn embedded() -> Embedded {
 
 impl Embedded {
     pub fn from_host(host: ic_host::Host) -> Self {
-        Embedded { host, last: None, per_method: BTreeMap::new() }
+        Embedded { host, last: None, last_writes: None, timer_ticks: Vec::new(), per_method: BTreeMap::new() }
     }
 
     fn record(&mut self, method: &str, r: &ic_host::CallResult) {
         self.last = Some(r.instructions);
+        self.last_writes = Some(r.stable_bytes_written);
         let e = self.per_method.entry(method.to_string()).or_default();
         e.0 += 1;
         e.1 += r.instructions;
@@ -111,8 +119,14 @@ impl Backend for Embedded {
     fn advance_time(&mut self, d: Duration) {
         for r in self.host.advance_time(d) {
             let m = r.method.clone();
+            if m.contains("timer_executor") {
+                self.timer_ticks.push(r.instructions);
+            }
             self.record(&m, &r);
         }
+    }
+    fn last_stable_writes(&self) -> Option<u64> {
+        self.last_writes
     }
     fn set_update_limit(&mut self, limit: Option<u64>) -> bool {
         self.host.set_instruction_limit(ic_host::Limit::Update, limit.unwrap_or(40_000_000_000));
@@ -311,4 +325,25 @@ impl dyn Backend + '_ {
     pub fn stats(&mut self) -> Stats {
         self.q(controller(), "stats", ())
     }
+}
+
+// ---------- images ----------
+
+/// A photo-like JPEG (gradients plus texture), `w` x `h`.
+pub fn photo(w: u32, h: u32) -> image::DynamicImage {
+    image::DynamicImage::ImageRgb8(image::RgbImage::from_fn(w, h, |x, y| {
+        let n = ((x * 7919 + y * 104_729) % 61) as u8;
+        image::Rgb([(x / 12) as u8 ^ n, (y / 8) as u8, (((x + y) / 20) as u8).wrapping_add(n)])
+    }))
+}
+
+pub fn jpeg_bytes(img: &image::DynamicImage) -> Vec<u8> {
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Jpeg).expect("encode jpeg");
+    out.into_inner()
+}
+
+/// Fit inside `max` x `max`, keeping the aspect ratio.
+pub fn fit(img: &image::DynamicImage, max: u32) -> image::DynamicImage {
+    img.resize(max, max, image::imageops::FilterType::Triangle)
 }
