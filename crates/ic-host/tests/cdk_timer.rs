@@ -19,24 +19,16 @@ fn target_dir() -> PathBuf {
 }
 
 fn build_timer_canister() -> Vec<u8> {
-    let fixture = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/canisters/timer-canister");
-    let manifest = fixture.join("Cargo.toml");
-    // A target dir of its own: the fixture's simd128 flags would otherwise evict the
-    // canister's release artifacts from the shared one.
-    let target = target_dir().join("fixtures");
+    // A workspace member: built with the workspace's release profile into the shared
+    // target dir, next to the backend's wasm32 artifacts (so only the fixture compiles).
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let status = Command::new(cargo)
-        .args(["build", "--quiet", "--target", "wasm32-unknown-unknown", "--release", "--manifest-path"])
-        .arg(&manifest)
-        // The fixture's .cargo/config.toml (simd128) is found from its directory.
-        .current_dir(&fixture)
-        .env("CARGO_TARGET_DIR", &target)
-        .env_remove("RUSTFLAGS")
-        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .args(["build", "--quiet", "--locked", "--target", "wasm32-unknown-unknown", "--release", "-p", "timer-canister"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
         .status()
         .expect("running cargo to build the timer canister");
     assert!(status.success(), "building the timer canister failed");
-    let wasm = target.join("wasm32-unknown-unknown/release/timer_canister.wasm");
+    let wasm = target_dir().join("wasm32-unknown-unknown/release/timer_canister.wasm");
     std::fs::read(&wasm).unwrap_or_else(|e| panic!("reading {}: {e}", wasm.display()))
 }
 
