@@ -2,6 +2,7 @@
 //! when `POCKET_IC_BIN` is set): access matrix, BRIEF scenarios 4 and 5, space reuse,
 //! expiry by timer, dedup.
 
+#[macro_use]
 mod harness;
 
 use std::time::Duration;
@@ -10,28 +11,6 @@ use backend::api::{self, *};
 use candid::{Principal, Reserved};
 use harness::*;
 use serde_bytes::ByteBuf;
-
-macro_rules! on_every_backend {
-    ($($name:ident),* $(,)?) => {
-        mod embedded {
-            $(#[test]
-            fn $name() {
-                let mut b = crate::harness::embedded();
-                super::$name(&mut b);
-                println!("[embedded] {}\n{}", stringify!($name), crate::harness::Backend::report(&b));
-            })*
-        }
-        mod pocketic {
-            $(#[test]
-            #[ignore = "PocketIC: set POCKET_IC_BIN and pass --include-ignored (scripts/test.sh does)"]
-            fn $name() {
-                if let Some(mut b) = crate::harness::pocketic() {
-                    super::$name(&mut b);
-                }
-            })*
-        }
-    };
-}
 
 on_every_backend!(
     s4_s5_memory_with_four_assets_reads_back_identical,

@@ -2,6 +2,7 @@
 //! (and on PocketIC when `POCKET_IC_BIN` is set). Each scenario prints the instruction
 //! figures of its calls (embedded host).
 
+#[macro_use]
 mod harness;
 
 
@@ -9,28 +10,6 @@ use backend::api::*;
 use harness::*;
 use candid::Principal;
 use serde_bytes::ByteBuf;
-
-macro_rules! on_every_backend {
-    ($($name:ident),* $(,)?) => {
-        mod embedded {
-            $(#[test]
-            fn $name() {
-                let mut b = crate::harness::embedded();
-                super::$name(&mut b);
-                println!("[embedded] {}\n{}", stringify!($name), crate::harness::Backend::report(&b));
-            })*
-        }
-        mod pocketic {
-            $(#[test]
-            #[ignore = "PocketIC: set POCKET_IC_BIN and pass --include-ignored (scripts/test.sh does)"]
-            fn $name() {
-                if let Some(mut b) = crate::harness::pocketic() {
-                    super::$name(&mut b);
-                }
-            })*
-        }
-    };
-}
 
 on_every_backend!(
     s1_file_of_21_mb_reads_back_identical,

@@ -10,7 +10,10 @@ use backend::domain::{Ctx, State};
 use candid::Principal;
 use ic_stable_structures::{Memory, VectorMemory};
 use serde_bytes::ByteBuf;
-use sha2::{Digest, Sha256};
+
+#[path = "data.rs"]
+mod data;
+pub use data::{file, sha};
 
 pub const MB: usize = 1_000_000;
 pub const CHUNK: u32 = 1_800_000;
@@ -63,23 +66,6 @@ pub fn ctx(p: Principal, now: u64) -> Ctx {
     Ctx { caller: p, now, is_controller: false }
 }
 
-pub fn sha(b: &[u8]) -> Vec<u8> {
-    Sha256::digest(b).to_vec()
-}
-
-/// Deterministic pseudo-random bytes (xorshift), so every file is different.
-pub fn file(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
 
 pub struct World {
     pub mem: CountingMemory,

@@ -14,7 +14,10 @@ use candid::utils::ArgumentEncoder;
 use candid::{CandidType, Principal};
 use serde::de::DeserializeOwned;
 use serde_bytes::ByteBuf;
-use sha2::{Digest, Sha256};
+
+#[path = "../common/data.rs"]
+mod data;
+pub use data::{file, sha};
 
 pub use ic_host::Reject;
 
@@ -39,6 +42,32 @@ pub trait Backend {
     fn report(&self) -> String {
         String::new()
     }
+}
+
+/// Declares each scenario `fn name(b: &mut dyn Backend)` as two tests: `embedded::name`
+/// (always; prints the per-method instruction figures) and `pocketic::name` (ignored
+/// unless run with `--include-ignored`; skips with a message without `POCKET_IC_BIN`).
+#[macro_export]
+macro_rules! on_every_backend {
+    ($($name:ident),* $(,)?) => {
+        mod embedded {
+            $(#[test]
+            fn $name() {
+                let mut b = crate::harness::embedded();
+                super::$name(&mut b);
+                println!("[embedded] {}\n{}", stringify!($name), crate::harness::Backend::report(&b));
+            })*
+        }
+        mod pocketic {
+            $(#[test]
+            #[ignore = "PocketIC: set POCKET_IC_BIN and pass --include-ignored (scripts/test.sh does)"]
+            fn $name() {
+                if let Some(mut b) = crate::harness::pocketic() {
+                    super::$name(&mut b);
+                }
+            })*
+        }
+    };
 }
 
 // ---------- the canister Wasm ----------
@@ -207,23 +236,6 @@ pub fn user(n: u8) -> Principal {
     Principal::from_slice(&[0x10, n, 0x77, 0x01])
 }
 
-pub fn sha(b: &[u8]) -> Vec<u8> {
-    Sha256::digest(b).to_vec()
-}
-
-/// Deterministic pseudo-random bytes.
-pub fn file(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
 
 // ---------- typed calls ----------
 
