@@ -53,16 +53,16 @@ macro_rules! on_every_backend {
         mod embedded {
             $(#[test]
             fn $name() {
-                let mut b = crate::harness::embedded();
+                let mut b = $crate::harness::embedded();
                 super::$name(&mut b);
-                println!("[embedded] {}\n{}", stringify!($name), crate::harness::Backend::report(&b));
+                println!("[embedded] {}\n{}", stringify!($name), $crate::harness::Backend::report(&b));
             })*
         }
         mod pocketic {
             $(#[test]
             #[ignore = "PocketIC: set POCKET_IC_BIN and pass --include-ignored (scripts/test.sh does)"]
             fn $name() {
-                if let Some(mut b) = crate::harness::pocketic() {
+                if let Some(mut b) = $crate::harness::pocketic() {
                     super::$name(&mut b);
                 }
             })*
