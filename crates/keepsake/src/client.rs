@@ -1,0 +1,423 @@
+//! Typed client over a [`Transport`]: every request is built from the canister's own
+//! Candid types (`backend::api`), so the client never drifts from the canister.
+//! Transient transport failures are retried with exponential backoff; a typed refusal
+//! of the canister (`api::Error`) is a reply, and is never retried.
+
+use std::time::Duration;
+
+use backend::api::{
+    self, AssetKind, BeginArgs, BlobMeta, Capsule, CapsuleCreateArgs, Memory, MemoryCreateArgs,
+    MemoryPage, PutChunkOk, Session, Stats, UploadConfig,
+};
+use candid::utils::{ArgumentDecoder, ArgumentEncoder};
+use candid::{CandidType, Principal};
+use serde::de::DeserializeOwned;
+use serde_bytes::ByteBuf;
+
+use crate::transport::{CallKind, Request, Transport, TransportError};
+
+/// Why a client call failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientError {
+    /// The canister refused (typed, with its message). Never retried.
+    Canister(api::Error),
+    /// No reply (after retries, for transient failures).
+    Transport(TransportError),
+    /// The reply did not decode as the expected Candid type.
+    Decode {
+        method: &'static str,
+        message: String,
+    },
+}
+
+impl ClientError {
+    pub fn canister(&self) -> Option<&api::Error> {
+        match self {
+            ClientError::Canister(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// True when the canister does not export the method (an older canister).
+    pub fn is_unknown_method(&self) -> bool {
+        match self {
+            ClientError::Transport(TransportError::Fatal { message, .. }) => {
+                let m = message.to_ascii_lowercase();
+                m.contains("has no update method")
+                    || m.contains("has no query method")
+                    || m.contains("method not found")
+                    || m.contains("no such method")
+                    || m.contains("not exported")
+                    || m.contains("does not export")
+                    || m.contains("unknown method")
+            }
+            _ => false,
+        }
+    }
+}
+
+/// A clear, human message for every refusal of the canister.
+pub fn describe_refusal(e: &api::Error) -> String {
+    match e {
+        api::Error::QuotaExceeded(m) => format!("quota exceeded: {m}"),
+        api::Error::Unauthorized(m) => format!("not allowed: {m}"),
+        api::Error::Expired(m) => {
+            format!("upload session expired: {m} (run the command again to start a fresh upload)")
+        }
+        api::Error::ChecksumMismatch(m) => {
+            format!("checksum mismatch: {m} (did the file change while it was uploading?)")
+        }
+        api::Error::NotFound(m) => format!("not found: {m}"),
+        api::Error::InvalidArgument(m) => format!("invalid request: {m}"),
+        api::Error::Conflict(m) => format!("conflict: {m}"),
+        api::Error::InProgress(m) => format!("still hashing (call again): {m}"),
+    }
+}
+
+impl std::fmt::Display for ClientError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ClientError::Canister(e) => f.write_str(&describe_refusal(e)),
+            ClientError::Transport(e) => write!(f, "{e}"),
+            ClientError::Decode { method, message } => {
+                write!(f, "could not decode the reply of {method}: {message}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ClientError {}
+
+pub type ClientResult<T> = Result<T, ClientError>;
+
+/// Retry policy for transient transport failures.
+#[derive(Clone, Copy, Debug)]
+pub struct RetryPolicy {
+    pub attempts: u32,
+    pub first_backoff: Duration,
+    pub max_backoff: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            attempts: 6,
+            first_backoff: Duration::from_millis(200),
+            max_backoff: Duration::from_secs(8),
+        }
+    }
+}
+
+impl RetryPolicy {
+    pub fn backoff(&self, attempt: u32) -> Duration {
+        let d = self.first_backoff.saturating_mul(1u32 << attempt.min(16));
+        d.min(self.max_backoff)
+    }
+}
+
+/// Request builders: pure functions from typed arguments to [`Request`]s. The agent
+/// transport sends exactly these; they are unit-tested against `backend.did`.
+pub mod requests {
+    use super::*;
+
+    fn enc<A: ArgumentEncoder>(kind: CallKind, method: &'static str, args: A) -> Request {
+        // Encoding our own well-typed values cannot fail.
+        let arg = candid::encode_args(args).expect("candid encoding of a typed argument");
+        Request { kind, method, arg }
+    }
+    use CallKind::{Query, Update};
+
+    pub fn upload_config() -> Request {
+        enc(Query, "upload_config", ())
+    }
+    pub fn stats() -> Request {
+        enc(Query, "stats", ())
+    }
+    pub fn capsules_create(name: &str) -> Request {
+        enc(
+            Update,
+            "capsules_create",
+            (CapsuleCreateArgs {
+                name: name.to_string(),
+            },),
+        )
+    }
+    pub fn capsules_list() -> Request {
+        enc(Query, "capsules_list", ())
+    }
+    pub fn capsules_get(id: u64) -> Request {
+        enc(Query, "capsules_get", (id,))
+    }
+    pub fn uploads_begin(args: &BeginArgs) -> Request {
+        enc(Update, "uploads_begin", (args.clone(),))
+    }
+    pub fn uploads_put_chunk(session: u64, idx: u32, bytes: Vec<u8>) -> Request {
+        enc(
+            Update,
+            "uploads_put_chunk",
+            (session, idx, ByteBuf::from(bytes)),
+        )
+    }
+    pub fn uploads_finish(session: u64, sha256: &[u8], total_len: u64) -> Request {
+        enc(
+            Update,
+            "uploads_finish",
+            (session, ByteBuf::from(sha256.to_vec()), total_len),
+        )
+    }
+    pub fn uploads_abort(session: u64) -> Request {
+        enc(Update, "uploads_abort", (session,))
+    }
+    pub fn uploads_status(session: u64) -> Request {
+        enc(Query, "uploads_status", (session,))
+    }
+    pub fn uploads_list() -> Request {
+        enc(Query, "uploads_list", ())
+    }
+    pub fn blobs_meta(blob: u64) -> Request {
+        enc(Query, "blobs_meta", (blob,))
+    }
+    pub fn blobs_read_chunk(blob: u64, idx: u32) -> Request {
+        enc(Query, "blobs_read_chunk", (blob, idx))
+    }
+    pub fn blobs_read_range(blob: u64, offset: u64, len: u64) -> Request {
+        enc(Query, "blobs_read_range", (blob, offset, len))
+    }
+    pub fn memories_create(args: &MemoryCreateArgs) -> Request {
+        enc(Update, "memories_create", (args.clone(),))
+    }
+    pub fn memories_get(id: u64) -> Request {
+        enc(Query, "memories_get", (id,))
+    }
+    pub fn memories_list(capsule: u64, cursor: Option<u64>, limit: u32) -> Request {
+        enc(Query, "memories_list", (capsule, cursor, limit))
+    }
+    pub fn memories_delete(id: u64) -> Request {
+        enc(Update, "memories_delete", (id,))
+    }
+    pub fn capsules_set_member(id: u64, who: Principal, role: api::Role) -> Request {
+        enc(Update, "capsules_set_member", (id, who, role))
+    }
+    pub fn admin_set_config(update: &api::ConfigUpdate) -> Request {
+        enc(Update, "admin_set_config", (update.clone(),))
+    }
+    pub fn admin_gc() -> Request {
+        enc(Update, "admin_gc", ())
+    }
+    pub fn memories_remove_asset(id: u64, kind: AssetKind) -> Request {
+        enc(Update, "memories_remove_asset", (id, kind))
+    }
+}
+
+/// The typed client. Cheap to share by reference across in-flight futures.
+pub struct Client {
+    transport: Box<dyn Transport>,
+    retry: RetryPolicy,
+}
+
+impl Client {
+    pub fn new(transport: Box<dyn Transport>) -> Self {
+        Self {
+            transport,
+            retry: RetryPolicy::default(),
+        }
+    }
+
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    pub fn caller(&self) -> Principal {
+        self.transport.caller()
+    }
+
+    pub fn target(&self) -> String {
+        self.transport.target()
+    }
+
+    pub fn transport(&self) -> &dyn Transport {
+        &*self.transport
+    }
+
+    pub fn checkpoint(&self) -> anyhow::Result<()> {
+        self.transport.checkpoint()
+    }
+
+    /// Sends `req`, retrying transient failures with exponential backoff.
+    pub async fn send_raw(&self, req: Request) -> Result<Vec<u8>, TransportError> {
+        let mut attempt = 0;
+        loop {
+            match self.transport.call(req.clone()).await {
+                Err(e) if e.is_transient() && attempt + 1 < self.retry.attempts => {
+                    tokio::time::sleep(self.retry.backoff(attempt)).await;
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn send<R>(&self, req: Request) -> ClientResult<R>
+    where
+        R: for<'a> ArgumentDecoder<'a>,
+    {
+        let method = req.method;
+        let bytes = self.send_raw(req).await.map_err(ClientError::Transport)?;
+        candid::decode_args(&bytes).map_err(|e| ClientError::Decode {
+            method,
+            message: e.to_string(),
+        })
+    }
+
+    /// A call whose reply is `Result<T, api::Error>`.
+    async fn send_result<T>(&self, req: Request) -> ClientResult<T>
+    where
+        T: CandidType + DeserializeOwned,
+    {
+        let (r,): (api::Result<T>,) = self.send(req).await?;
+        r.map_err(ClientError::Canister)
+    }
+
+    pub async fn upload_config(&self) -> ClientResult<UploadConfig> {
+        Ok(self
+            .send::<(UploadConfig,)>(requests::upload_config())
+            .await?
+            .0)
+    }
+    pub async fn stats(&self) -> ClientResult<Stats> {
+        Ok(self.send::<(Stats,)>(requests::stats()).await?.0)
+    }
+    pub async fn capsules_create(&self, name: &str) -> ClientResult<Capsule> {
+        self.send_result(requests::capsules_create(name)).await
+    }
+    pub async fn capsules_list(&self) -> ClientResult<Vec<Capsule>> {
+        Ok(self
+            .send::<(Vec<Capsule>,)>(requests::capsules_list())
+            .await?
+            .0)
+    }
+    pub async fn uploads_begin(&self, args: &BeginArgs) -> ClientResult<Session> {
+        self.send_result(requests::uploads_begin(args)).await
+    }
+    pub async fn uploads_put_chunk(
+        &self,
+        session: u64,
+        idx: u32,
+        bytes: Vec<u8>,
+    ) -> ClientResult<PutChunkOk> {
+        self.send_result(requests::uploads_put_chunk(session, idx, bytes))
+            .await
+    }
+    pub async fn uploads_finish(
+        &self,
+        session: u64,
+        sha256: &[u8],
+        total_len: u64,
+    ) -> ClientResult<BlobMeta> {
+        self.send_result(requests::uploads_finish(session, sha256, total_len))
+            .await
+    }
+    pub async fn uploads_abort(&self, session: u64) -> ClientResult<()> {
+        self.send_result(requests::uploads_abort(session)).await
+    }
+    pub async fn uploads_status(&self, session: u64) -> ClientResult<Session> {
+        self.send_result(requests::uploads_status(session)).await
+    }
+    pub async fn uploads_list(&self) -> ClientResult<Vec<Session>> {
+        Ok(self
+            .send::<(Vec<Session>,)>(requests::uploads_list())
+            .await?
+            .0)
+    }
+    pub async fn blobs_meta(&self, blob: u64) -> ClientResult<BlobMeta> {
+        self.send_result(requests::blobs_meta(blob)).await
+    }
+    pub async fn blobs_read_chunk(&self, blob: u64, idx: u32) -> ClientResult<Vec<u8>> {
+        self.send_result::<ByteBuf>(requests::blobs_read_chunk(blob, idx))
+            .await
+            .map(ByteBuf::into_vec)
+    }
+    pub async fn blobs_read_range(
+        &self,
+        blob: u64,
+        offset: u64,
+        len: u64,
+    ) -> ClientResult<Vec<u8>> {
+        self.send_result::<ByteBuf>(requests::blobs_read_range(blob, offset, len))
+            .await
+            .map(ByteBuf::into_vec)
+    }
+    pub async fn memories_create(&self, args: &MemoryCreateArgs) -> ClientResult<Memory> {
+        self.send_result(requests::memories_create(args)).await
+    }
+    pub async fn memories_get(&self, id: u64) -> ClientResult<Memory> {
+        self.send_result(requests::memories_get(id)).await
+    }
+    pub async fn memories_list(
+        &self,
+        capsule: u64,
+        cursor: Option<u64>,
+        limit: u32,
+    ) -> ClientResult<MemoryPage> {
+        self.send_result(requests::memories_list(capsule, cursor, limit))
+            .await
+    }
+    pub async fn memories_delete(&self, id: u64) -> ClientResult<()> {
+        self.send_result(requests::memories_delete(id)).await
+    }
+
+    pub async fn capsules_set_member(
+        &self,
+        id: u64,
+        who: Principal,
+        role: api::Role,
+    ) -> ClientResult<Capsule> {
+        self.send_result(requests::capsules_set_member(id, who, role))
+            .await
+    }
+    /// Controllers only.
+    pub async fn admin_set_config(&self, update: &api::ConfigUpdate) -> ClientResult<UploadConfig> {
+        self.send_result(requests::admin_set_config(update)).await
+    }
+    /// Controllers only.
+    pub async fn admin_gc(&self) -> ClientResult<api::GcReport> {
+        self.send_result(requests::admin_gc()).await
+    }
+
+    /// Every memory of a capsule, following `next_cursor` (pages of 50).
+    pub async fn memories_all(&self, capsule: u64) -> ClientResult<Vec<Memory>> {
+        let mut out = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = self.memories_list(capsule, cursor, 50).await?;
+            out.extend(page.memories);
+            match page.next_cursor {
+                Some(c) if Some(c) != cursor => cursor = Some(c),
+                _ => return Ok(out),
+            }
+        }
+    }
+
+    /// `--capsule ID`, else the caller's first capsule, else a new one named "default".
+    pub async fn resolve_capsule(&self, wanted: Option<u64>) -> ClientResult<Capsule> {
+        let list = self.capsules_list().await?;
+        if let Some(id) = wanted {
+            return list.into_iter().find(|c| c.id == id).ok_or_else(|| {
+                ClientError::Canister(api::Error::NotFound(format!(
+                    "capsule {id} does not exist or you ({}) are not a member",
+                    self.caller()
+                )))
+            });
+        }
+        let mut list = list;
+        list.sort_by_key(|c| c.id);
+        match list
+            .into_iter()
+            .find(|c| matches!(c.my_role, Some(api::Role::Owner) | Some(api::Role::Writer)))
+        {
+            Some(c) => Ok(c),
+            None => self.capsules_create("default").await,
+        }
+    }
+}

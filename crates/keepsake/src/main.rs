@@ -1,0 +1,616 @@
+//! `keepsake`: the command line over the keepsake client library.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use backend::api::{AssetKind, Memory};
+use candid::Principal;
+use clap::{Args, Parser, Subcommand};
+use ic_agent::Identity;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use keepsake::agent::{self, AgentTransport};
+use keepsake::client::Client;
+use keepsake::embedded::{self, EmbeddedTransport};
+use keepsake::journal::Journal;
+use keepsake::ops::{self, FileResult, ProgressFactory, UploadRequest};
+use keepsake::upload::{Progress, StopAfter, UploadError, UploadOptions, DEFAULT_IN_FLIGHT};
+use keepsake::{derive, fsutil::hex, mime};
+use serde_json::json;
+
+/// Exit code of an upload stopped part way (resume by running the same command again).
+const EXIT_INTERRUPTED: u8 = 75;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "keepsake",
+    version,
+    about = "Keep photos and videos on the Internet Computer: parallel, resumable, verified uploads"
+)]
+struct Cli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Args, Debug)]
+struct Global {
+    /// Local state folder (embedded canister state, identity, resume journal).
+    #[arg(
+        long,
+        global = true,
+        env = "KEEPSAKE_STATE",
+        default_value = ".keepsake"
+    )]
+    state: PathBuf,
+    /// Canister Wasm for embedded mode (default: $KEEPSAKE_WASM, else the repo's build, built if missing).
+    #[arg(long, global = true)]
+    wasm: Option<PathBuf>,
+    /// Replica or mainnet URL (`local`, `ic`, or http(s)://…); without it keepsake runs the canister embedded.
+    #[arg(long, global = true, env = "KEEPSAKE_NETWORK")]
+    network: Option<String>,
+    /// Canister id (with --network).
+    #[arg(long, global = true, env = "KEEPSAKE_CANISTER")]
+    canister: Option<String>,
+    /// PEM identity (Ed25519 or secp256k1). Default: anonymous with --network, the state folder's own identity embedded.
+    #[arg(long, global = true)]
+    identity: Option<PathBuf>,
+    /// Machine-readable output on stdout.
+    #[arg(long, global = true)]
+    json: bool,
+    /// Chunks in flight per upload.
+    #[arg(long, global = true, default_value_t = DEFAULT_IN_FLIGHT)]
+    jobs: usize,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Upload files or folders; each file becomes one memory.
+    Upload {
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        #[arg(long)]
+        capsule: Option<u64>,
+        /// Memory title (default: the file name).
+        #[arg(long)]
+        title: Option<String>,
+        /// Make display (2048 px), thumbnail (512 px) and placeholder (32 px) renditions of images.
+        #[arg(long)]
+        derivatives: bool,
+        /// Chunk size in bytes (default: the canister's).
+        #[arg(long)]
+        chunk_size: Option<u32>,
+        /// Upload files again even if an earlier run already made them memories.
+        #[arg(long)]
+        force: bool,
+    },
+    /// List memories (of one capsule, or of all your capsules).
+    Ls {
+        #[arg(long)]
+        capsule: Option<u64>,
+    },
+    /// Download an asset of a memory (or a blob) and verify its SHA-256.
+    Get {
+        /// Memory id.
+        memory: Option<u64>,
+        /// original, display, thumbnail, placeholder, …
+        #[arg(long, default_value = "original")]
+        asset: String,
+        /// Read a blob by id instead of a memory.
+        #[arg(long, conflicts_with = "memory")]
+        blob: Option<u64>,
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+    /// Create or list capsules.
+    Capsule {
+        #[command(subcommand)]
+        cmd: CapsuleCmd,
+    },
+    /// Canister figures.
+    Stats,
+    /// Your principal.
+    Whoami,
+    /// Write a generated, photo-like JPEG (for demos and tests).
+    SamplePhoto {
+        output: PathBuf,
+        #[arg(long, default_value_t = 4032)]
+        width: u32,
+        #[arg(long, default_value_t = 3024)]
+        height: u32,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum CapsuleCmd {
+    Create { name: String },
+    List,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let json = cli.global.json;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    match rt.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            let msg = ops::human_error(&e);
+            if json {
+                let kind = ops::refusal(&e).map(|r| r.kind());
+                println!("{}", json!({ "ok": false, "error": msg, "refusal": kind }));
+            }
+            eprintln!("keepsake: error: {msg}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Builds the client: ic-agent with `--network`, else the embedded canister.
+async fn connect(g: &Global, as_controller: bool) -> anyhow::Result<Client> {
+    if let Some(net) = &g.network {
+        let url = agent::parse_network(net)?;
+        let Some(id) = &g.canister else {
+            bail!("--network needs --canister ID")
+        };
+        let canister = agent::parse_canister_id(id)?;
+        let t = AgentTransport::connect(url, canister, g.identity.as_deref()).await?;
+        return Ok(Client::new(Box::new(t)));
+    }
+    let caller = if as_controller {
+        ic_host::DEFAULT_CONTROLLER
+    } else if let Some(pem) = &g.identity {
+        agent::load_identity(pem)?
+            .sender()
+            .map_err(anyhow::Error::msg)?
+    } else {
+        keepsake::identity::load_or_create(&g.state)?
+            .sender()
+            .map_err(anyhow::Error::msg)?
+    };
+    let wasm = embedded::resolve_wasm(g.wasm.as_deref())?;
+    let t = EmbeddedTransport::open(&g.state, &wasm, caller)?;
+    Ok(Client::new(Box::new(t)))
+}
+
+struct Bars {
+    enabled: bool,
+}
+
+struct Bar(ProgressBar);
+
+impl Progress for Bar {
+    fn begin(&self, total: u64, done: u64) {
+        self.0.set_draw_target(ProgressDrawTarget::stderr());
+        self.0.set_length(total);
+        self.0.set_position(done);
+        self.0.reset_eta();
+    }
+    fn advance(&self, n: u64) {
+        self.0.inc(n);
+    }
+}
+
+impl Drop for Bar {
+    fn drop(&mut self) {
+        self.0.finish();
+    }
+}
+
+impl ProgressFactory for Bars {
+    fn for_file(&self, label: &str) -> Box<dyn Progress> {
+        if !self.enabled {
+            return Box::new(keepsake::upload::NoProgress);
+        }
+        let pb = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::hidden());
+        pb.set_style(
+            ProgressStyle::with_template(
+                "{msg:24!} [{bar:30.cyan/blue}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}",
+            )
+            .expect("progress template")
+            .progress_chars("=> "),
+        );
+        pb.set_message(label.to_string());
+        Box::new(Bar(pb))
+    }
+}
+
+fn mb_per_s(bytes: u64, secs: f64) -> f64 {
+    if secs > 0.0 {
+        bytes as f64 / 1e6 / secs
+    } else {
+        0.0
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let g = &cli.global;
+    match &cli.cmd {
+        Cmd::SamplePhoto {
+            output,
+            width,
+            height,
+            seed,
+        } => {
+            let bytes = derive::sample_photo(*width, *height, *seed);
+            keepsake::fsutil::write_atomic(output, &bytes)?;
+            if g.json {
+                println!(
+                    "{}",
+                    json!({ "ok": true, "path": output, "size": bytes.len(), "width": width, "height": height })
+                );
+            } else {
+                println!(
+                    "wrote {} ({width}x{height}, {} bytes)",
+                    output.display(),
+                    bytes.len()
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Upload {
+            paths,
+            capsule,
+            title,
+            derivatives,
+            chunk_size,
+            force,
+        } => {
+            let req = UploadRequest {
+                title: title.clone(),
+                derivatives: *derivatives,
+                force: *force,
+            };
+            upload(g, paths, *capsule, req, *chunk_size).await
+        }
+        Cmd::Ls { capsule } => ls(g, *capsule).await,
+        Cmd::Get {
+            memory,
+            asset,
+            blob,
+            output,
+        } => get(g, *memory, asset, *blob, output.as_deref()).await,
+        Cmd::Capsule { cmd } => {
+            let client = connect(g, false).await?;
+            match cmd {
+                CapsuleCmd::Create { name } => {
+                    let c = client.capsules_create(name).await?;
+                    client.checkpoint()?;
+                    if g.json {
+                        println!("{}", json!({ "ok": true, "capsule": capsule_json(&c) }));
+                    } else {
+                        println!("created capsule {} \"{}\"", c.id, c.name);
+                    }
+                }
+                CapsuleCmd::List => {
+                    let list = client.capsules_list().await?;
+                    if g.json {
+                        let v: Vec<_> = list.iter().map(capsule_json).collect();
+                        println!("{}", json!({ "ok": true, "capsules": v }));
+                    } else if list.is_empty() {
+                        println!("no capsules (upload creates one named \"default\")");
+                    } else {
+                        println!(
+                            "{:>6}  {:<24} {:>8} {:>14}",
+                            "id", "name", "role", "bytes used"
+                        );
+                        for c in &list {
+                            let role = c
+                                .my_role
+                                .map(|r| format!("{r:?}"))
+                                .unwrap_or_else(|| "-".into());
+                            println!(
+                                "{:>6}  {:<24} {:>8} {:>14}",
+                                c.id, c.name, role, c.bytes_used
+                            );
+                        }
+                    }
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Stats => {
+            let client = connect(g, g.network.is_none() && g.identity.is_none()).await?;
+            let s = client.stats().await?;
+            let cfg = client.upload_config().await?;
+            let v = json!({
+                "blobs": s.blobs, "blob_bytes": s.blob_bytes, "capsules": s.capsules,
+                "open_sessions": s.open_sessions, "session_bytes": s.session_bytes,
+                "arena_bytes": s.arena_bytes, "free_bytes": s.free_bytes,
+                "stable_pages": s.stable_pages, "layout_version": s.layout_version,
+                "default_chunk_size": cfg.default_chunk_size, "max_file_size": cfg.max_file_size,
+            });
+            if g.json {
+                println!("{}", json!({ "ok": true, "stats": v }));
+            } else {
+                for (k, val) in v.as_object().expect("object") {
+                    println!("{k:<20} {val}");
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Whoami => {
+            let client = connect(g, false).await?;
+            if g.json {
+                println!(
+                    "{}",
+                    json!({ "ok": true, "principal": client.caller().to_text(), "target": client.target() })
+                );
+            } else {
+                println!("{}", client.caller());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn capsule_json(c: &backend::api::Capsule) -> serde_json::Value {
+    json!({ "id": c.id, "name": c.name, "role": c.my_role.map(|r| format!("{r:?}")), "bytes_used": c.bytes_used,
+            "owners": c.owners.iter().map(Principal::to_text).collect::<Vec<_>>() })
+}
+
+async fn upload(
+    g: &Global,
+    paths: &[PathBuf],
+    capsule: Option<u64>,
+    req: UploadRequest,
+    chunk_size: Option<u32>,
+) -> anyhow::Result<ExitCode> {
+    let files = ops::collect_files(paths)?;
+    if files.is_empty() {
+        bail!("nothing to upload");
+    }
+    let client = connect(g, false).await?;
+    let cap = client.resolve_capsule(capsule).await?;
+    let mut journal = Journal::open(&g.state.join("journal.json"))?;
+    let stop_after = std::env::var("KEEPSAKE_STOP_AFTER_CHUNKS")
+        .ok()
+        .map(|v| {
+            v.parse::<u64>()
+                .context("KEEPSAKE_STOP_AFTER_CHUNKS must be a number")
+        })
+        .transpose()?
+        .map(StopAfter::new);
+    let opts = UploadOptions {
+        in_flight: g.jobs.max(1),
+        chunk_size,
+        stop_after,
+    };
+    let bars = Bars {
+        enabled: !g.json && std::io::stderr().is_terminal(),
+    };
+    let t0 = Instant::now();
+    let mut done: Vec<FileResult> = Vec::new();
+    let mut outcome: Option<(PathBuf, anyhow::Error)> = None;
+    for f in &files {
+        match ops::upload_path(&client, &mut journal, f, cap.id, &req, &opts, &bars).await {
+            Ok(r) => {
+                if !g.json {
+                    print_file_result(&r);
+                }
+                done.push(r);
+            }
+            Err(e) => {
+                outcome = Some((f.clone(), anyhow::Error::new(e)));
+                break;
+            }
+        }
+    }
+    // Whatever happened, the embedded canister state on disk reflects every call made.
+    client.checkpoint()?;
+    let secs = t0.elapsed().as_secs_f64();
+    let bytes: u64 = done.iter().map(|r| r.bytes_sent).sum();
+    match outcome {
+        None => {
+            if g.json {
+                println!(
+                    "{}",
+                    serde_json::to_string(&json!({
+                        "ok": true, "capsule_id": cap.id, "files": done, "bytes_sent": bytes,
+                        "seconds": secs, "mb_per_s": mb_per_s(bytes, secs)
+                    }))?
+                );
+            } else if done.len() > 1 {
+                println!(
+                    "{} files, {:.1} MB sent in {secs:.1} s ({:.1} MB/s)",
+                    done.len(),
+                    bytes as f64 / 1e6,
+                    mb_per_s(bytes, secs)
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Some((path, e)) => {
+            if let Some(UploadError::Interrupted {
+                session_id,
+                chunks_sent,
+                chunks_total,
+            }) = e.downcast_ref::<UploadError>()
+            {
+                if g.json {
+                    println!(
+                        "{}",
+                        json!({ "ok": false, "interrupted": true, "capsule_id": cap.id, "files": done,
+                                "interrupted_file": { "path": path, "session_id": session_id,
+                                "chunks_sent": chunks_sent, "chunks_total": chunks_total } })
+                    );
+                }
+                eprintln!("keepsake: {}: {e}", path.display());
+                return Ok(ExitCode::from(EXIT_INTERRUPTED));
+            }
+            Err(e.context(format!("{}", path.display())))
+        }
+    }
+}
+
+fn print_file_result(r: &FileResult) {
+    if r.skipped {
+        println!(
+            "{} is already memory {} in capsule {} (unchanged since it was uploaded; --force uploads it again)",
+            r.path,
+            r.memory_id.unwrap_or_default(),
+            r.capsule_id
+        );
+        return;
+    }
+    let what = match r.memory_id {
+        Some(m) => format!("memory {m}"),
+        None => format!("blob {}", r.original.blob_id),
+    };
+    let kinds: Vec<String> = r
+        .assets
+        .iter()
+        .map(|a| format!("{:?}", a.kind).to_ascii_lowercase())
+        .collect();
+    let resumed = if r.original.resumed { ", resumed" } else { "" };
+    println!(
+        "{} → {what} in capsule {} [{}]: {:.1} MB, {}/{} chunks sent{resumed}, {:.1} MB/s",
+        r.path,
+        r.capsule_id,
+        kinds.join(", "),
+        r.original.size as f64 / 1e6,
+        r.original.chunks_sent,
+        r.original.chunks_total,
+        mb_per_s(r.original.bytes_sent, r.original.seconds),
+    );
+    for w in &r.warnings {
+        eprintln!("keepsake: warning: {}: {w}", r.path);
+    }
+}
+
+fn memory_json(m: &Memory) -> serde_json::Value {
+    json!({
+        "id": m.id, "capsule_id": m.capsule_id, "title": m.meta.title, "kind": m.meta.kind,
+        "created_at_ns": m.created_at_ns, "created_by": m.created_by.to_text(),
+        "assets": m.assets.iter().map(|a| json!({
+            "kind": a.kind, "blob_id": a.blob_id, "inline": a.inline.is_some(), "size": a.size,
+            "sha256": hex(&a.sha256), "mime": a.mime, "width": a.width, "height": a.height,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+async fn ls(g: &Global, capsule: Option<u64>) -> anyhow::Result<ExitCode> {
+    let client = connect(g, false).await?;
+    let capsules = match capsule {
+        Some(id) => vec![client.resolve_capsule(Some(id)).await?],
+        None => client.capsules_list().await?,
+    };
+    let mut memories = Vec::new();
+    for c in &capsules {
+        match client.memories_all(c.id).await {
+            Ok(ms) => memories.extend(ms),
+            Err(e) if e.is_unknown_method() => return ls_blobs(g, &client).await,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    if g.json {
+        let v: Vec<_> = memories.iter().map(memory_json).collect();
+        println!("{}", json!({ "ok": true, "memories": v }));
+    } else if memories.is_empty() {
+        println!("no memories yet (keepsake upload FILE)");
+    } else {
+        println!(
+            "{:>6} {:>7}  {:<9} {:>12}  {:<32} assets",
+            "id", "capsule", "kind", "size", "title"
+        );
+        for m in &memories {
+            let size = m
+                .assets
+                .iter()
+                .find(|a| a.kind == AssetKind::Original)
+                .map(|a| a.size)
+                .unwrap_or(0);
+            let kinds: Vec<String> = m
+                .assets
+                .iter()
+                .map(|a| format!("{:?}", a.kind).to_ascii_lowercase())
+                .collect();
+            println!(
+                "{:>6} {:>7}  {:<9} {:>12}  {:<32} {}",
+                m.id,
+                m.capsule_id,
+                format!("{:?}", m.meta.kind),
+                size,
+                m.meta.title,
+                kinds.join(",")
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `ls` against a canister without the memories API: the caller's finished uploads.
+async fn ls_blobs(g: &Global, client: &Client) -> anyhow::Result<ExitCode> {
+    let sessions = client.uploads_list().await?;
+    let blobs: Vec<_> = sessions
+        .iter()
+        .filter_map(|s| match s.state {
+            backend::api::SessionState::Finished { blob_id } => Some((blob_id, s)),
+            _ => None,
+        })
+        .collect();
+    if g.json {
+        let v: Vec<_> = blobs
+            .iter()
+            .map(|(b, s)| json!({ "blob_id": b, "capsule_id": s.capsule_id, "name": s.name, "size": s.size, "mime": s.mime }))
+            .collect();
+        println!("{}", json!({ "ok": true, "memories": [], "blobs": v }));
+    } else {
+        println!("(this canister has no memories API: listing your finished uploads)");
+        for (b, s) in &blobs {
+            println!(
+                "blob {b:>6}  capsule {:>4}  {:>12}  {}",
+                s.capsule_id, s.size, s.name
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn get(
+    g: &Global,
+    memory: Option<u64>,
+    asset: &str,
+    blob: Option<u64>,
+    output: Option<&Path>,
+) -> anyhow::Result<ExitCode> {
+    let client = connect(g, false).await?;
+    let jobs = g.jobs.max(1);
+    let d = match (memory, blob) {
+        (_, Some(b)) => {
+            let out = output
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| PathBuf::from(format!("blob-{b}.bin")));
+            ops::download_blob(&client, b, None, &out, jobs).await?
+        }
+        (Some(m), None) => {
+            let mem = client.memories_get(m).await?;
+            let a = ops::find_asset(&mem, ops::parse_asset_kind(asset)?)?;
+            let out = output.map(Path::to_path_buf).unwrap_or_else(|| {
+                let stem = format!(
+                    "memory-{m}-{}",
+                    format!("{:?}", a.kind).to_ascii_lowercase()
+                );
+                PathBuf::from(format!("{stem}.{}", mime::extension(&a.mime)))
+            });
+            ops::download_asset(&client, a, &out, jobs).await?
+        }
+        (None, None) => bail!("give a memory id (or --blob ID)"),
+    };
+    if g.json {
+        println!("{}", json!({ "ok": true, "download": d }));
+    } else {
+        println!(
+            "wrote {} ({} bytes, sha256 {} verified)",
+            d.path, d.size, d.sha256
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

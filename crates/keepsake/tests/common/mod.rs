@@ -1,0 +1,83 @@
+#![allow(dead_code)]
+//! Helpers for the end-to-end tests: the real canister Wasm (a private copy, so a
+//! concurrent rebuild cannot change it under a test), the real binary, and test data.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+pub fn wasm() -> &'static Path {
+    static WASM: OnceLock<PathBuf> = OnceLock::new();
+    WASM.get_or_init(|| {
+        let src = keepsake::embedded::resolve_wasm(None).expect("canister Wasm");
+        let dir = std::env::temp_dir().join(format!("keepsake-tests-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let dst = dir.join("backend.wasm");
+        std::fs::copy(&src, &dst).expect("copy Wasm");
+        dst
+    })
+}
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(self.stdout.trim())
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}\nstderr: {}", self.stdout, self.stderr))
+    }
+}
+
+/// Runs `keepsake` with `--state STATE --wasm WASM` in `cwd`.
+pub fn keepsake(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_keepsake"));
+    cmd.current_dir(cwd)
+        .arg("--state")
+        .arg(cwd.join("state"))
+        .arg("--wasm")
+        .arg(wasm())
+        .args(args);
+    cmd.env_remove("KEEPSAKE_STOP_AFTER_CHUNKS")
+        .env_remove("KEEPSAKE_NETWORK")
+        .env_remove("KEEPSAKE_CANISTER");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = cmd.output().expect("run keepsake");
+    Run {
+        code: status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+    }
+}
+
+pub fn ok(cwd: &Path, args: &[&str]) -> serde_json::Value {
+    let r = keepsake(cwd, args, &[]);
+    assert_eq!(
+        r.code, 0,
+        "keepsake {args:?} failed:\n{}\n{}",
+        r.stdout, r.stderr
+    );
+    r.json()
+}
+
+/// Deterministic pseudo-random bytes (incompressible, like a video).
+pub fn random_file(path: &Path, len: usize, seed: u64) {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    std::fs::write(path, out).unwrap();
+}
