@@ -69,6 +69,9 @@ pub struct CallResult {
     pub stable_bytes_written: u64,
     /// Bytes read from stable memory by this message.
     pub stable_bytes_read: u64,
+    /// Part of `instructions` charged for system API calls (0 unless
+    /// [`Host::set_system_api_metering`] is on).
+    pub system_api_instructions: u64,
     pub kind: MessageKind,
     /// Method name (exported entry point name for system methods).
     pub method: String,
@@ -169,6 +172,10 @@ struct Runtime {
     memory: Option<Memory>,
     table: Option<Table>,
     globals: Vec<Global>,
+    /// The heap snapshot buffer of the last message, reused by the next one: copying
+    /// into memory already mapped is much faster than into a fresh allocation when the
+    /// heap is large.
+    spare_heap: Vec<u8>,
 }
 
 impl Runtime {
@@ -197,7 +204,7 @@ impl Runtime {
             .map(|e| e.name().to_string())
             .collect();
         let globals = names.iter().filter_map(|n| instance.get_global(&mut store, n)).collect();
-        Ok(Runtime { store, instance, module, memory, table, globals })
+        Ok(Runtime { store, instance, module, memory, table, globals, spare_heap: Vec::new() })
     }
 
     fn has_func(&self, name: &str) -> bool {
@@ -213,7 +220,11 @@ impl Runtime {
     }
 
     fn begin(&mut self) -> Snapshot {
-        let heap = self.memory.map(|m| m.data(&self.store).to_vec()).unwrap_or_default();
+        let mut heap = std::mem::take(&mut self.spare_heap);
+        heap.clear();
+        if let Some(m) = self.memory {
+            heap.extend_from_slice(m.data(&self.store));
+        }
         let globals = self.globals.iter().map(|g| g.get(&mut self.store)).collect();
         let small = self.store.data().canister.small();
         self.canister().stable.begin();
@@ -233,6 +244,7 @@ impl Runtime {
             data[..n].copy_from_slice(&snap.heap[..n]);
             data[n..].fill(0);
         }
+        self.spare_heap = snap.heap;
         for (g, v) in self.globals.clone().iter().zip(snap.globals) {
             let _ = g.set(&mut self.store, v);
         }
@@ -278,6 +290,7 @@ impl Runtime {
             self.rollback(snap);
         } else {
             self.commit();
+            self.spare_heap = snap.heap;
         }
         exec
     }
@@ -381,7 +394,12 @@ impl Host {
 
     fn instantiate(wasm: &[u8], canister: CanisterState) -> Result<Host> {
         let module = engine::load_module(wasm)?;
-        let data = StoreData { canister, msg: Message::new(MessageKind::Init, "", Vec::new(), Vec::new()), logs: Vec::new() };
+        let data = StoreData {
+            canister,
+            msg: Message::new(MessageKind::Init, "", Vec::new(), Vec::new()),
+            logs: Vec::new(),
+            metering: false,
+        };
         let limits = Limits::default();
         let rt = Runtime::instantiate(module, data, limits.install).map_err(|b| b.0)?;
         Ok(Host {
@@ -445,6 +463,18 @@ impl Host {
         }
     }
 
+    /// Charges system API calls approximately as the IC does (a fixed overhead per
+    /// call plus one instruction per byte copied; see [`crate::metering`]), from the
+    /// next message on. Off by default: then `instructions` is wasmtime fuel alone.
+    pub fn set_system_api_metering(&mut self, on: bool) {
+        self.rt.store.data_mut().metering = on;
+    }
+
+    /// Whether system API calls are charged (see [`Host::set_system_api_metering`]).
+    pub fn system_api_metering(&self) -> bool {
+        self.rt.data().metering
+    }
+
     pub fn instruction_limit(&self, kind: Limit) -> u64 {
         match kind {
             Limit::Update => self.limits.update,
@@ -505,6 +535,7 @@ impl Host {
             instructions: 0,
             stable_bytes_written: 0,
             stable_bytes_read: 0,
+            system_api_instructions: 0,
             kind: MessageKind::Update,
             method: method.to_string(),
         };
@@ -560,6 +591,7 @@ impl Host {
                 instructions: 0,
                 stable_bytes_written: 0,
                 stable_bytes_read: 0,
+                system_api_instructions: 0,
                 kind: MessageKind::Query,
                 method: method.to_string(),
             };
@@ -580,6 +612,7 @@ impl Host {
                 instructions: 0,
                 stable_bytes_written: 0,
                 stable_bytes_read: 0,
+                system_api_instructions: 0,
                 kind,
                 method: method.to_string(),
             };
@@ -687,7 +720,8 @@ impl Host {
         canister.global_timer = 0; // the IC deactivates the timer on upgrade
         canister.canister_version += 1;
         let logs = std::mem::take(&mut self.rt.store.data_mut().logs);
-        let data = StoreData { canister, msg: Message::new(MessageKind::Init, "", Vec::new(), Vec::new()), logs };
+        let metering = self.rt.data().metering;
+        let data = StoreData { canister, msg: Message::new(MessageKind::Init, "", Vec::new(), Vec::new()), logs, metering };
         let mut new_rt = match Runtime::instantiate(module, data, budget.saturating_sub(pre)) {
             Ok(rt) => rt,
             Err(failed) => {
@@ -779,6 +813,7 @@ impl Host {
             instructions: exec.instructions,
             stable_bytes_written: exec.msg.stable_written,
             stable_bytes_read: exec.msg.stable_read,
+            system_api_instructions: exec.msg.system_api_instructions,
             kind: exec.msg.kind,
             method: exec.msg.method.clone(),
         });

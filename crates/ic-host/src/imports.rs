@@ -9,6 +9,7 @@ use std::collections::HashSet;
 use candid::Principal;
 use wasmtime::{Caller, Extern, Linker, Module};
 
+use crate::metering;
 use crate::rewrite::MEMORY_EXPORT;
 use crate::state::{Callbacks, MessageKind as K, OutgoingCall, Response, StoreData, WriteError};
 
@@ -23,6 +24,28 @@ fn trap<T>(caller: &mut C<'_>, message: impl Into<String>) -> R<T> {
     let message = message.into();
     caller.data_mut().msg.host_trap = Some(message.clone());
     Err(wasmtime::Error::msg(message))
+}
+
+/// Charges `ic0.<api>` copying `bytes` bytes against the message's instructions, when
+/// system API metering is on (see [`crate::metering`]). Running out traps like the
+/// instruction limit does.
+fn charge(caller: &mut C<'_>, api: &str, bytes: u64) -> R<()> {
+    if !caller.data().metering {
+        return Ok(());
+    }
+    let cost = metering::cost(api, bytes);
+    let fuel = caller.get_fuel()?;
+    if fuel < cost {
+        caller.set_fuel(0)?;
+        let limit = caller.data().msg.fuel_limit;
+        return trap(
+            caller,
+            format!("instruction limit exceeded: Canister exceeded the limit of {limit} instructions for single message execution."),
+        );
+    }
+    caller.set_fuel(fuel - cost)?;
+    caller.data_mut().msg.system_api_instructions += cost;
+    Ok(())
 }
 
 fn require(caller: &mut C<'_>, api: &str, allowed: &[K]) -> R<()> {
@@ -156,10 +179,12 @@ pub(crate) fn linker(module: &Module) -> wasmtime::Result<Linker<StoreData>> {
 
     // --- message arguments, caller, method name ---
     def!("msg_arg_data_size", |mut c: C<'_>| -> R<u32> {
+        charge(&mut c, "msg_arg_data_size", 0)?;
         require(&mut c, "msg_arg_data_size", ARG_KINDS)?;
         Ok(c.data().msg.arg.len() as u32)
     });
     def!("msg_arg_data_copy", |mut c: C<'_>, dst: u32, off: u32, size: u32| -> R<()> {
+        charge(&mut c, "msg_arg_data_copy", size.into())?;
         require(&mut c, "msg_arg_data_copy", ARG_KINDS)?;
         let arg = std::mem::take(&mut c.data_mut().msg.arg);
         let r = copy_out(&mut c, "msg_arg_data_copy", &arg, dst, off, size);
@@ -168,6 +193,7 @@ pub(crate) fn linker(module: &Module) -> wasmtime::Result<Linker<StoreData>> {
     });
     def!("msg_caller_size", |c: C<'_>| -> R<u32> { Ok(c.data().msg.caller.len() as u32) });
     def!("msg_caller_copy", |mut c: C<'_>, dst: u32, off: u32, size: u32| -> R<()> {
+        charge(&mut c, "msg_caller_copy", size.into())?;
         let src = c.data().msg.caller.clone();
         copy_out(&mut c, "msg_caller_copy", &src, dst, off, size)
     });
@@ -184,6 +210,7 @@ pub(crate) fn linker(module: &Module) -> wasmtime::Result<Linker<StoreData>> {
         Ok(c.data().msg.method.len() as u32)
     });
     def!("msg_method_name_copy", |mut c: C<'_>, dst: u32, off: u32, size: u32| -> R<()> {
+        charge(&mut c, "msg_method_name_copy", size.into())?;
         require(&mut c, "msg_method_name_copy", METHOD_NAME_KINDS)?;
         let src = c.data().msg.method.clone().into_bytes();
         copy_out(&mut c, "msg_method_name_copy", &src, dst, off, size)
@@ -205,6 +232,7 @@ pub(crate) fn linker(module: &Module) -> wasmtime::Result<Linker<StoreData>> {
         copy_out(&mut c, "msg_reject_msg_copy", &src, dst, off, size)
     });
     def!("msg_reply_data_append", |mut c: C<'_>, src: u32, size: u32| -> R<()> {
+        charge(&mut c, "msg_reply_data_append", size.into())?;
         require(&mut c, "msg_reply_data_append", RESPOND_KINDS)?;
         let msg = &c.data().msg;
         if !msg.can_respond || msg.response.is_some() {
@@ -222,10 +250,12 @@ pub(crate) fn linker(module: &Module) -> wasmtime::Result<Linker<StoreData>> {
         Ok(())
     });
     def!("msg_reply", |mut c: C<'_>| -> R<()> {
+        charge(&mut c, "msg_reply", 0)?;
         let data = std::mem::take(&mut c.data_mut().msg.reply_buf);
         respond(&mut c, "msg_reply", Response::Reply(data))
     });
     def!("msg_reject", |mut c: C<'_>, src: u32, size: u32| -> R<()> {
+        charge(&mut c, "msg_reject", size.into())?;
         let bytes = read_mem(&mut c, "msg_reject", src.into(), size.into())?;
         let Ok(text) = String::from_utf8(bytes) else {
             return trap(&mut c, "ic0.msg_reject: the reject message is not valid UTF-8");
@@ -275,6 +305,7 @@ pub(crate) fn linker(module: &Module) -> wasmtime::Result<Linker<StoreData>> {
     // --- canister / subnet / environment ---
     def!("canister_self_size", |c: C<'_>| -> R<u32> { Ok(c.data().canister.canister_id.as_slice().len() as u32) });
     def!("canister_self_copy", |mut c: C<'_>, dst: u32, off: u32, size: u32| -> R<()> {
+        charge(&mut c, "canister_self_copy", size.into())?;
         let id = c.data().canister.canister_id;
         copy_out(&mut c, "canister_self_copy", id.as_slice(), dst, off, size)
     });
@@ -301,6 +332,7 @@ pub(crate) fn linker(module: &Module) -> wasmtime::Result<Linker<StoreData>> {
     });
     def!("time", |c: C<'_>| -> R<u64> { Ok(c.data().canister.time) });
     def!("global_timer_set", |mut c: C<'_>, ts: u64| -> R<u64> {
+        charge(&mut c, "global_timer_set", 0)?;
         require(&mut c, "global_timer_set", STATE_KINDS)?;
         Ok(std::mem::replace(&mut c.data_mut().canister.global_timer, ts))
     });
@@ -313,6 +345,7 @@ pub(crate) fn linker(module: &Module) -> wasmtime::Result<Linker<StoreData>> {
         }
     });
     def!("is_controller", |mut c: C<'_>, src: u32, size: u32| -> R<u32> {
+        charge(&mut c, "is_controller", 0)?;
         let bytes = read_mem(&mut c, "is_controller", src.into(), size.into())?;
         match Principal::try_from_slice(&bytes) {
             Ok(p) => Ok(c.data().canister.controllers.contains(&p) as u32),
@@ -323,6 +356,7 @@ pub(crate) fn linker(module: &Module) -> wasmtime::Result<Linker<StoreData>> {
         Ok(!matches!(c.data().msg.kind, K::Query | K::InspectMessage) as u32)
     });
     def!("certified_data_set", |mut c: C<'_>, src: u32, size: u32| -> R<()> {
+        charge(&mut c, "certified_data_set", size.into())?;
         require(&mut c, "certified_data_set", STATE_KINDS)?;
         if size > 32 {
             return trap(&mut c, "ic0.certified_data_set: certified data cannot exceed 32 bytes");
@@ -339,11 +373,13 @@ pub(crate) fn linker(module: &Module) -> wasmtime::Result<Linker<StoreData>> {
 
     // --- debugging ---
     def!("debug_print", |mut c: C<'_>, src: u32, size: u32| -> R<()> {
+        charge(&mut c, "debug_print", size.into())?;
         let bytes = read_mem(&mut c, "debug_print", src.into(), size.into())?;
         c.data_mut().log(String::from_utf8_lossy(&bytes).into_owned());
         Ok(())
     });
     def!("trap", |mut c: C<'_>, src: u32, size: u32| -> R<()> {
+        charge(&mut c, "trap", size.into())?;
         let bytes = read_mem(&mut c, "trap", src.into(), size.into())?;
         let text = String::from_utf8_lossy(&bytes).into_owned();
         trap(&mut c, format!("Canister called `ic0.trap` with message: '{text}'"))
@@ -351,11 +387,16 @@ pub(crate) fn linker(module: &Module) -> wasmtime::Result<Linker<StoreData>> {
 
     // --- stable memory ---
     def!("stable64_size", |c: C<'_>| -> R<u64> { Ok(c.data().canister.stable.pages()) });
-    def!("stable64_grow", |mut c: C<'_>, pages: u64| -> R<u64> { Ok(c.data_mut().canister.stable.grow(pages)) });
+    def!("stable64_grow", |mut c: C<'_>, pages: u64| -> R<u64> {
+        charge(&mut c, "stable64_grow", 0)?;
+        Ok(c.data_mut().canister.stable.grow(pages))
+    });
     def!("stable64_write", |mut c: C<'_>, offset: u64, src: u64, size: u64| -> R<()> {
+        charge(&mut c, "stable64_write", size)?;
         stable_write(&mut c, "stable64_write", offset, src, size)
     });
     def!("stable64_read", |mut c: C<'_>, dst: u64, offset: u64, size: u64| -> R<()> {
+        charge(&mut c, "stable64_read", size)?;
         stable_read(&mut c, "stable64_read", dst, offset, size)
     });
     // Legacy 32-bit stable memory API.
@@ -366,6 +407,7 @@ pub(crate) fn linker(module: &Module) -> wasmtime::Result<Linker<StoreData>> {
         }
     });
     def!("stable_grow", |mut c: C<'_>, pages: u32| -> R<i32> {
+        charge(&mut c, "stable_grow", 0)?;
         let stable = &mut c.data_mut().canister.stable;
         if stable.pages() + u64::from(pages) > 65536 {
             return Ok(-1);
@@ -374,9 +416,11 @@ pub(crate) fn linker(module: &Module) -> wasmtime::Result<Linker<StoreData>> {
         Ok(if old == u64::MAX { -1 } else { old as i32 })
     });
     def!("stable_write", |mut c: C<'_>, offset: u32, src: u32, size: u32| -> R<()> {
+        charge(&mut c, "stable_write", size.into())?;
         stable_write(&mut c, "stable_write", offset.into(), src.into(), size.into())
     });
     def!("stable_read", |mut c: C<'_>, dst: u32, offset: u32, size: u32| -> R<()> {
+        charge(&mut c, "stable_read", size.into())?;
         stable_read(&mut c, "stable_read", dst.into(), offset.into(), size.into())
     });
 
@@ -393,6 +437,7 @@ pub(crate) fn linker(module: &Module) -> wasmtime::Result<Linker<StoreData>> {
          reject_fun: u32,
          reject_env: u32|
          -> R<()> {
+            charge(&mut c, "call_new", 0)?;
             require(&mut c, "call_new", CALL_KINDS)?;
             let callee = read_mem(&mut c, "call_new", callee_src.into(), callee_size.into())?;
             let name = read_mem(&mut c, "call_new", name_src.into(), name_size.into())?;
@@ -421,6 +466,7 @@ pub(crate) fn linker(module: &Module) -> wasmtime::Result<Linker<StoreData>> {
         }
     });
     def!("call_data_append", |mut c: C<'_>, src: u32, size: u32| -> R<()> {
+        charge(&mut c, "call_data_append", size.into())?;
         require(&mut c, "call_data_append", CALL_KINDS)?;
         if c.data().msg.pending_call.is_none() {
             return trap(&mut c, "ic0.call_data_append: no call in progress (call ic0.call_new first)");
@@ -446,6 +492,7 @@ pub(crate) fn linker(module: &Module) -> wasmtime::Result<Linker<StoreData>> {
         Ok(())
     });
     def!("call_perform", |mut c: C<'_>| -> R<u32> {
+        charge(&mut c, "call_perform", 0)?;
         require(&mut c, "call_perform", CALL_KINDS)?;
         let Some(call) = c.data_mut().msg.pending_call.take() else {
             return trap(&mut c, "ic0.call_perform: no call in progress (call ic0.call_new first)");

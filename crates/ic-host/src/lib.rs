@@ -6,7 +6,9 @@
 //! keep only stable memory, the global timer fires when time is advanced, and
 //! calls the canister makes to itself are delivered as separate messages
 //! (which is how `ic-cdk-timers` runs timers). Instructions are counted
-//! deterministically with wasmtime fuel.
+//! deterministically with wasmtime fuel; optionally
+//! ([`Host::set_system_api_metering`]) system API calls are charged too, roughly as
+//! the IC charges them (see [`metering`]).
 //!
 //! ```no_run
 //! # fn main() -> anyhow::Result<()> {
@@ -21,6 +23,7 @@
 mod engine;
 mod host;
 mod imports;
+pub mod metering;
 mod persist;
 mod rewrite;
 mod state;

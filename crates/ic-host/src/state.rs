@@ -263,6 +263,8 @@ pub(crate) struct Message {
     pub context_instructions: u64,
     pub stable_read: u64,
     pub stable_written: u64,
+    /// Instructions charged for system API calls (see [`crate::metering`]).
+    pub system_api_instructions: u64,
     /// The message of a trap raised by the host (ic0.trap or a system API misuse).
     pub host_trap: Option<String>,
 }
@@ -292,6 +294,7 @@ impl Message {
             context_instructions: 0,
             stable_read: 0,
             stable_written: 0,
+            system_api_instructions: 0,
             host_trap: None,
         }
     }
@@ -302,6 +305,8 @@ pub(crate) struct StoreData {
     pub canister: CanisterState,
     pub msg: Message,
     pub logs: Vec<String>,
+    /// Charge system API calls (see [`crate::metering`]).
+    pub metering: bool,
 }
 
 impl StoreData {
