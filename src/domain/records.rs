@@ -13,6 +13,10 @@ pub const MAX_CHUNK_SIZE: u32 = 1_900_000;
 pub const DEFAULT_CHUNK_SIZE: u32 = 1_800_000;
 pub const MAX_TEXT_LEN: usize = 512;
 pub const MAX_KEY_LEN: usize = 128;
+/// Bytes the rolling hash may advance in one message: one full chunk (always at least
+/// one chunk), so every put and finish stays near 0.4 % of the 40 B instruction limit
+/// whatever the file size and the arrival order.
+pub const HASH_BYTES_PER_MESSAGE: u64 = MAX_CHUNK_SIZE as u64;
 /// Largest `blobs_read_range`: 2 MiB less room for the Candid reply envelope, so the
 /// reply fits the IC's 2 MiB limit even when the query runs as an update.
 pub const MAX_READ_BYTES: u64 = (2 << 20) - 4096;
@@ -30,9 +34,9 @@ pub struct Config {
     pub max_file_size: u64,
     pub session_ttl_ns: u64,
     pub max_live_sessions_per_caller: u32,
-    pub hash_bytes_per_message: u64,
-    // (Layout 1 also stored `max_read_bytes`; it is now the constant MAX_READ_BYTES and
-    // the stored field is ignored when decoding.)
+    // (Layout 1 also stored `hash_bytes_per_message` and `max_read_bytes`; they are now
+    // the constants HASH_BYTES_PER_MESSAGE and MAX_READ_BYTES, and the stored fields
+    // are ignored when decoding.)
     #[serde(default = "default_capsule_bytes")]
     pub max_capsule_bytes: u64,
 }
@@ -47,9 +51,6 @@ impl Default for Config {
             max_file_size: 4 << 30,
             session_ttl_ns: 24 * 3600 * 1_000_000_000,
             max_live_sessions_per_caller: 64,
-            // Two full chunks: in-order uploads with parallel puts drain the hash backlog
-            // as they go, and no message hashes more than this.
-            hash_bytes_per_message: 2 * MAX_CHUNK_SIZE as u64,
             max_capsule_bytes: default_capsule_bytes(),
         }
     }
@@ -64,7 +65,7 @@ impl Config {
             max_file_size: self.max_file_size,
             session_ttl_ns: self.session_ttl_ns,
             max_live_sessions_per_caller: self.max_live_sessions_per_caller,
-            hash_bytes_per_message: self.hash_bytes_per_message,
+            hash_bytes_per_message: HASH_BYTES_PER_MESSAGE,
             max_read_bytes: MAX_READ_BYTES,
             max_capsule_bytes: self.max_capsule_bytes,
         }

@@ -1,7 +1,7 @@
 //! Upload sessions: begin, put chunks in any order, finish atomically, abort.
 //!
 //! Every byte is hashed exactly once, in file order: the rolling SHA-256 advances over
-//! the contiguous prefix of received chunks, at most `hash_bytes_per_message` per
+//! the contiguous prefix of received chunks, at most `HASH_BYTES_PER_MESSAGE` (one full chunk) per
 //! message (at least one chunk), so no message's cost grows with the file. Its
 //! serialized state is saved in the session record on every put: an upgrade loses
 //! nothing.
@@ -15,7 +15,7 @@ use sha2::digest::common::hazmat::SerializableState;
 use sha2::{Digest, Sha256};
 
 use super::records::{
-    BlobRecord, SessionRecord, SessionStatus, DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE, MAX_KEY_LEN,
+    BlobRecord, SessionRecord, SessionStatus, DEFAULT_CHUNK_SIZE, HASH_BYTES_PER_MESSAGE, MAX_CHUNK_SIZE, MAX_KEY_LEN,
     MAX_TEXT_LEN, MIN_CHUNK_SIZE,
 };
 use super::{hex, Ctx, State};
@@ -426,7 +426,7 @@ impl<M: Memory + Clone> State<M> {
     /// the per-message budget (always at least one chunk). `fresh` is the chunk this
     /// message brought, hashed from the message itself rather than read back.
     fn advance_hash(&mut self, rec: &mut SessionRecord, fresh: Option<(u32, &[u8])>) {
-        let budget = self.st.config().hash_bytes_per_message;
+        let budget = HASH_BYTES_PER_MESSAGE;
         let stem = rec.stem();
         let mut hasher: Option<Sha256> = None;
         let mut done = 0u64;
