@@ -13,6 +13,7 @@ use super::records::{
     AssetRecord, BlobRecord, InlineRef, MemoryRecord, DEFAULT_PAGE, MAX_ASSETS, MAX_DESCRIPTION_LEN, MAX_INLINE_BYTES,
     MAX_KEY_LEN, MAX_PAGE, MAX_TAGS, MAX_TAG_LEN, MAX_TEXT_LEN,
 };
+use super::uploads::check_capsule_quota;
 use super::{Ctx, State};
 use crate::api::{
     Asset, AssetInput, AssetKind, AssetSource, Error, Memory, MemoryCreateArgs, MemoryMeta, MemoryPage, Result, Role,
@@ -227,15 +228,7 @@ impl<M: StableMemory + Clone> State<M> {
     }
 
     fn check_inline_quota(&self, capsule_id: u64, bytes: u64) -> Result<()> {
-        let capsule = self.capsule(capsule_id)?;
-        let max = self.st.config().max_capsule_bytes;
-        if capsule.bytes_used.saturating_add(bytes) > max {
-            return Err(Error::QuotaExceeded(format!(
-                "capsule {capsule_id} holds {} of its {max} bytes; {bytes} more do not fit",
-                capsule.bytes_used
-            )));
-        }
-        Ok(())
+        check_capsule_quota(&self.capsule(capsule_id)?, bytes, self.st.config().max_capsule_bytes)
     }
 
     /// Writes one checked asset: a blob gains a reference, inline bytes go to the arena.

@@ -40,9 +40,7 @@ pub struct State<M: Memory> {
 
 impl<M: Memory + Clone> State<M> {
     pub fn open(memory: M) -> std::result::Result<Self, String> {
-        let mut st = Stable::open(memory)?;
-        st.save_header();
-        Ok(State { st, hashers: HashMap::new() })
+        Ok(State { st: Stable::open(memory)?, hashers: HashMap::new() })
     }
 
     pub fn upload_config(&self) -> UploadConfig {

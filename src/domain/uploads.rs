@@ -197,14 +197,15 @@ impl<M: Memory + Clone> State<M> {
         self.set_expiry(&mut rec, expires);
         self.st.hdr.session_bytes += u64::from(want);
         self.advance_hash(&mut rec, Some((idx, bytes)));
-        self.st.sessions.insert(session_id, Cbor(rec.clone()));
-        self.st.save_header();
-        Ok(PutChunkOk {
+        let ok = PutChunkOk {
             stored: true,
             received_chunks: rec.received_chunks,
             received_bytes: rec.received_bytes,
             hashed_bytes: rec.hashed_bytes,
-        })
+        };
+        self.st.sessions.insert(session_id, Cbor(rec));
+        self.st.save_header();
+        Ok(ok)
     }
 
     pub fn uploads_finish(&mut self, ctx: &Ctx, session_id: u64, sha256: &[u8], total_len: u64) -> Result<BlobMeta> {
@@ -416,7 +417,11 @@ impl<M: Memory + Clone> State<M> {
     /// The live hasher for `rec`: from the heap cache if it matches the record, else
     /// rebuilt from the serialized state (after an upgrade, say).
     fn take_hasher(&mut self, rec: &SessionRecord) -> Sha256 {
-        match self.hashers.remove(&rec.id) {
+        Self::restore_hasher(&mut self.hashers, rec)
+    }
+
+    fn restore_hasher(cache: &mut std::collections::HashMap<u64, (u32, Sha256)>, rec: &SessionRecord) -> Sha256 {
+        match cache.remove(&rec.id) {
             Some((n, h)) if n == rec.hashed_chunks => h,
             _ => deserialize_hasher(&rec.hasher),
         }
@@ -437,19 +442,16 @@ impl<M: Memory + Clone> State<M> {
             if done > 0 && done + len > budget {
                 break;
             }
-            let Some(c) = self.st.chunks.get(&ChunkKey { stem, idx }) else { break };
-            if hasher.is_none() {
-                hasher = Some(self.take_hasher(rec));
-            }
-            let h = hasher.as_mut().expect("set above");
-            match fresh {
-                Some((i, bytes)) if i == idx => h.update(bytes),
+            let bytes: &[u8] = match fresh {
+                Some((i, bytes)) if i == idx => bytes,
                 _ => {
+                    let Some(c) = self.st.chunks.get(&ChunkKey { stem, idx }) else { break };
                     buf.resize(c.len as usize, 0);
                     self.st.arena.read(c.offset, &mut buf);
-                    h.update(&buf);
+                    &buf
                 }
-            }
+            };
+            hasher.get_or_insert_with(|| Self::restore_hasher(&mut self.hashers, rec)).update(bytes);
             rec.hashed_chunks += 1;
             rec.hashed_bytes += len;
             done += len;
@@ -506,7 +508,7 @@ impl<M: Memory + Clone> State<M> {
     }
 }
 
-fn check_capsule_quota(capsule: &super::records::CapsuleRecord, add: u64, max: u64) -> Result<()> {
+pub(crate) fn check_capsule_quota(capsule: &super::records::CapsuleRecord, add: u64, max: u64) -> Result<()> {
     if capsule.bytes_used.saturating_add(add) > max {
         return Err(Error::QuotaExceeded(format!(
             "capsule {} holds {} of its {max} bytes; {add} more do not fit",

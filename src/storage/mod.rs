@@ -22,7 +22,7 @@ use ic_stable_structures::{Memory, StableBTreeMap, StableCell, Storable};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::domain::records::{BlobRecord, CapsuleRecord, Config, MemoryRecord, SessionRecord, SessionStatus};
+use crate::domain::records::{BlobRecord, CapsuleRecord, Config, MemoryRecord, SessionRecord};
 pub use keys::{ChunkKey, ChunkRef, DedupKey, GcItem, MemberKey, OwnerSessionKey};
 
 /// Current layout version, recorded in the header.
@@ -233,7 +233,6 @@ impl<M: Memory + Clone> Stable<M> {
         let sessions: Vec<SessionRecord> = self.sessions.iter().map(|e| e.value().0).collect();
         for s in sessions {
             self.session_expiry.insert((s.expires_at_ns, s.id), ());
-            debug_assert!(s.status != SessionStatus::Open || s.received_chunks <= s.chunk_count);
         }
         self.hdr.layout_version = 2;
     }
@@ -258,10 +257,6 @@ impl<M: Memory + Clone> Stable<M> {
     pub fn stable_pages(&self) -> u64 {
         self.raw.size()
     }
-}
-
-pub fn typed_record<T: Serialize + DeserializeOwned>(v: Option<Cbor<T>>) -> Option<T> {
-    v.map(|c| c.0)
 }
 
 #[cfg(test)]
