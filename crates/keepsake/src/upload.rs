@@ -428,42 +428,17 @@ async fn upload_file_once(
         },
     )?;
 
-    if let SessionState::Finished { blob_id } = session.state {
-        let blob = client.blobs_meta(blob_id).await?;
-        remember_blob(
-            journal,
-            &key,
-            &target,
-            capsule_id,
-            &session,
-            fingerprint,
-            blob.id,
-        )?;
-        return Ok(report(
-            blob,
-            &session,
-            Sent {
-                chunks: 0,
-                bytes: 0,
-            },
-            resumed,
-            !resumed,
-            t0,
-        ));
-    }
-
-    let mut file = std::io::BufReader::with_capacity(1 << 20, std::fs::File::open(path)?);
-    let (blob, sent) = stream_session(client, &session, &mut file, opts, progress).await?;
-    remember_blob(
-        journal,
-        &key,
-        &target,
-        capsule_id,
-        &session,
-        fingerprint,
-        blob.id,
-    )?;
-    Ok(report(blob, &session, sent, resumed, false, t0))
+    // A session that comes back finished (resumed after its finish, or already stored)
+    // needs no bytes.
+    let (blob, sent, already_stored) = if let SessionState::Finished { blob_id } = session.state {
+        (client.blobs_meta(blob_id).await?, Sent { chunks: 0, bytes: 0 }, !resumed)
+    } else {
+        let mut file = std::io::BufReader::with_capacity(1 << 20, std::fs::File::open(path)?);
+        let (blob, sent) = stream_session(client, &session, &mut file, opts, progress).await?;
+        (blob, sent, false)
+    };
+    remember_blob(journal, &key, &target, capsule_id, &session, fingerprint, blob.id)?;
+    Ok(report(blob, &session, sent, resumed, already_stored, t0))
 }
 
 fn remember_blob(

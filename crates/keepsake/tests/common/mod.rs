@@ -68,16 +68,12 @@ pub fn ok(cwd: &Path, args: &[&str]) -> serde_json::Value {
     r.json()
 }
 
+// The workspace's one generator of test bytes.
+#[allow(dead_code)]
+#[path = "../../../../tests/common/data.rs"]
+mod data;
+
 /// Deterministic pseudo-random bytes (incompressible, like a video).
 pub fn random_file(path: &Path, len: usize, seed: u64) {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out.truncate(len);
-    std::fs::write(path, out).unwrap();
+    std::fs::write(path, data::file(len, seed)).unwrap();
 }
