@@ -5,6 +5,7 @@
 pub mod agent;
 pub mod client;
 pub mod derive;
+pub mod download;
 pub mod embedded;
 pub mod fsutil;
 pub mod identity;
