@@ -96,7 +96,11 @@ mod tests {
         let cases: [(&str, Vec<u8>, &str); 6] = [
             ("really-png.jpg", png(), "image/png"),
             ("really-heic.jpg", heic(), "image/heif"),
-            ("photo.png", crate::derive::sample_photo(8, 8, 1), "image/jpeg"),
+            (
+                "photo.png",
+                crate::derive::sample_photo(8, 8, 1),
+                "image/jpeg",
+            ),
             // No signature: the extension decides.
             ("clip.mp4", vec![7u8; 300], "video/mp4"),
             ("notes.txt", b"hello".to_vec(), "text/plain"),
