@@ -373,3 +373,35 @@ fn stopped_exports_and_imports_continue_where_they_stopped() {
         30
     );
 }
+
+/// An archive is untrusted input: a file whose bytes differ from its manifest is refused
+/// before any of it is sent, and leaves no open upload session behind.
+#[test]
+fn a_tampered_file_is_refused_and_leaves_nothing_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (a, b, x) = (d.join("a"), d.join("b"), d.join("x"));
+    std::fs::create_dir_all(&a).unwrap();
+    std::fs::create_dir_all(&b).unwrap();
+    rt().block_on(async { fill(&client_for_state(&a.join("state")), 3).await });
+    ok(&a, &["export", s(&x), "--json"]);
+    let f = x.join("Family/0002 Beach 0/display.jpg");
+    let mut bytes = std::fs::read(&f).unwrap();
+    let last = bytes.len() - 3;
+    bytes[last] ^= 0x5a; // same size, other bytes
+    std::fs::write(&f, &bytes).unwrap();
+
+    let r = keepsake(&b, &["import", s(&x), "--json"], &[]);
+    assert_ne!(r.code, 0);
+    assert!(
+        r.stderr.contains("does not match the SHA-256"),
+        "{}",
+        r.stderr
+    );
+    let st = ok(&b, &["stats", "--json"])["stats"].clone();
+    assert_eq!(st["open_sessions"], 0, "the begun session was aborted");
+    assert_eq!(
+        st["memories"], 1,
+        "the memory before it was imported, not this one"
+    );
+}
