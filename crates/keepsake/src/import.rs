@@ -380,3 +380,52 @@ async fn import_blob(
     report.bytes_sent += r.bytes_sent;
     Ok(r.blob_id)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use backend::api::AssetKind;
+
+    fn entry(file: &str, sha256: &str) -> AssetEntry {
+        AssetEntry {
+            kind: AssetKind::Original,
+            file: file.into(),
+            storage: Storage::Blob,
+            mime: "image/jpeg".into(),
+            size: 1,
+            sha256: sha256.into(),
+            width: None,
+            height: None,
+            duration_ms: None,
+            name: None,
+        }
+    }
+
+    #[test]
+    fn asset_files_are_plain_names_and_digests_are_hex() {
+        let dir = Path::new("/archive/Family/0001 Beach");
+        let ok = asset_path(dir, &entry("original.jpg", "")).unwrap();
+        assert_eq!(ok, dir.join("original.jpg"));
+        for bad in [
+            "../x.jpg",
+            "a/b.jpg",
+            "/etc/passwd",
+            "..",
+            ".",
+            ".hidden",
+            "",
+        ] {
+            assert!(asset_path(dir, &entry(bad, "")).is_err(), "{bad:?}");
+        }
+        let hex64 = "ab".repeat(32);
+        assert_eq!(digest_of(&entry("f", &hex64)).unwrap(), [0xab; 32]);
+        for bad in [
+            "ab".repeat(31),
+            "zz".repeat(32),
+            "abc".into(),
+            "é".repeat(32),
+        ] {
+            assert!(digest_of(&entry("f", &bad)).is_err(), "{bad}");
+        }
+    }
+}
