@@ -198,6 +198,9 @@ pub mod requests {
     pub fn capsules_set_member(id: u64, who: Principal, role: api::Role) -> Request {
         enc(Update, "capsules_set_member", (id, who, role))
     }
+    pub fn capsules_remove_member(id: u64, who: Principal) -> Request {
+        enc(Update, "capsules_remove_member", (id, who))
+    }
     pub fn admin_set_config(update: &api::ConfigUpdate) -> Request {
         enc(Update, "admin_set_config", (update.clone(),))
     }
@@ -365,6 +368,18 @@ impl Client {
     }
     pub async fn memories_delete(&self, id: u64) -> ClientResult<()> {
         self.send_result(requests::memories_delete(id)).await
+    }
+
+    pub async fn capsules_get(&self, id: u64) -> ClientResult<Capsule> {
+        self.send_result(requests::capsules_get(id)).await
+    }
+    pub async fn capsules_remove_member(&self, id: u64, who: Principal) -> ClientResult<Capsule> {
+        self.send_result(requests::capsules_remove_member(id, who))
+            .await
+    }
+    pub async fn memories_remove_asset(&self, id: u64, kind: AssetKind) -> ClientResult<Memory> {
+        self.send_result(requests::memories_remove_asset(id, kind))
+            .await
     }
 
     pub async fn capsules_set_member(

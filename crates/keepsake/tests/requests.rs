@@ -162,6 +162,12 @@ fn every_request_matches_backend_did_and_round_trips() {
         candid::decode_args::<(u64, candid::Principal, backend::api::Role)>(&r.arg).unwrap(),
         (3, who, backend::api::Role::Writer)
     );
+    let r = rq::capsules_remove_member(3, who);
+    check(&r, &svc);
+    assert_eq!(
+        candid::decode_args::<(u64, candid::Principal)>(&r.arg).unwrap(),
+        (3, who)
+    );
     let cu = backend::api::ConfigUpdate {
         max_file_size: Some(9),
         ..Default::default()

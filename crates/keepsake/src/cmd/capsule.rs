@@ -1,0 +1,102 @@
+//! `keepsake capsule create | list | members`.
+
+use std::process::ExitCode;
+
+use backend::api::Capsule;
+use candid::Principal;
+use keepsake::members::{self, Members};
+use serde_json::json;
+
+use crate::{connect, CapsuleCmd, Global, MembersCmd};
+
+fn capsule_json(c: &Capsule) -> serde_json::Value {
+    json!({ "id": c.id, "name": c.name, "role": c.my_role.map(|r| format!("{r:?}")), "bytes_used": c.bytes_used,
+            "owners": c.owners.iter().map(Principal::to_text).collect::<Vec<_>>() })
+}
+
+pub async fn run(g: &Global, cmd: &CapsuleCmd) -> anyhow::Result<ExitCode> {
+    let client = connect(g, false).await?;
+    match cmd {
+        CapsuleCmd::Create { name } => {
+            let c = client.capsules_create(name).await?;
+            client.checkpoint()?;
+            if g.json {
+                println!("{}", json!({ "ok": true, "capsule": capsule_json(&c) }));
+            } else {
+                println!("created capsule {} \"{}\"", c.id, c.name);
+            }
+        }
+        CapsuleCmd::List => {
+            let list = client.capsules_list().await?;
+            if g.json {
+                let v: Vec<_> = list.iter().map(capsule_json).collect();
+                println!("{}", json!({ "ok": true, "capsules": v }));
+            } else if list.is_empty() {
+                println!("no capsules (upload creates one named \"default\")");
+            } else {
+                println!(
+                    "{:>6}  {:<24} {:>8} {:>14}",
+                    "id", "name", "role", "bytes used"
+                );
+                for c in &list {
+                    let role = c
+                        .my_role
+                        .map(|r| format!("{r:?}"))
+                        .unwrap_or_else(|| "-".into());
+                    println!(
+                        "{:>6}  {:<24} {:>8} {:>14}",
+                        c.id, c.name, role, c.bytes_used
+                    );
+                }
+            }
+        }
+        CapsuleCmd::Members { capsule, action } => {
+            let (done, m) = match action {
+                None => (None, members::list(&client, *capsule).await?),
+                Some(MembersCmd::Add { principal, role }) => {
+                    let who = members::parse_principal(principal)?;
+                    let role = members::parse_role(role)?;
+                    let m = members::add(&client, *capsule, who, role).await?;
+                    let what = format!(
+                        "{who} is now {} of capsule {capsule}",
+                        format!("{role:?}").to_lowercase()
+                    );
+                    (Some(what), m)
+                }
+                Some(MembersCmd::Remove { principal }) => {
+                    let who = members::parse_principal(principal)?;
+                    let m = members::remove(&client, *capsule, who).await?;
+                    (
+                        Some(format!("{who} is no longer a member of capsule {capsule}")),
+                        m,
+                    )
+                }
+            };
+            client.checkpoint()?;
+            print_members(g, done.as_deref(), &m);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_members(g: &Global, done: Option<&str>, m: &Members) {
+    if g.json {
+        println!("{}", json!({ "ok": true, "members": m }));
+        return;
+    }
+    if let Some(d) = done {
+        println!("{d}");
+    }
+    let me = m
+        .my_role
+        .map(|r| format!("{r:?}").to_lowercase())
+        .unwrap_or_else(|| "not a member".into());
+    println!("capsule {} \"{}\" (you: {me})", m.capsule_id, m.name);
+    for x in &m.members {
+        println!(
+            "  {:<7} {}",
+            format!("{:?}", x.role).to_lowercase(),
+            x.principal
+        );
+    }
+}
