@@ -552,6 +552,11 @@ impl<M: StableMemory + Clone> State<M> {
         self.http.root_hash()
     }
 
+    /// Chunk digests kept (one per chunk of every multi-chunk upload).
+    pub fn http_digest_count(&self) -> u64 {
+        self.st.http.digests.len()
+    }
+
     /// Takes the "root hash changed" flag (the endpoint layer then sets certified data).
     pub fn http_take_dirty(&mut self) -> bool {
         std::mem::take(&mut self.http.dirty)
