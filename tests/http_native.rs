@@ -3,11 +3,12 @@
 //! subnet key (the same code that certifies queries in the Wasm host).
 
 mod common;
+#[path = "common/verify.rs"]
+mod verify;
 
 use backend::api::*;
 use common::*;
 use ic_host::certify::SubnetKey;
-use ic_response_verification::verify_request_response_pair;
 use serde_bytes::ByteBuf;
 
 const CANISTER: [u8; 10] = [0, 0, 0, 0, 0, 0, 0, 1, 1, 1];
@@ -97,8 +98,7 @@ impl Http {
     }
 
     fn get_as(&self, who: candid::Principal, url: &str, headers: &[(&str, &str)]) -> Got {
-        let headers: Vec<(String, String)> = headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        let req = HttpRequest { method: "GET".into(), url: url.into(), headers: headers.clone(), body: ByteBuf::new(), certificate_version: Some(2) };
+        let req = verify::get(url, headers);
         let cert = self.key.data_certificate(&candid::Principal::from_slice(&CANISTER), &self.w.state.http_root_hash(), self.w.now);
         let r = self.w.state.http_request(&self.w.ctx(who), &req, Some(&cert));
         let verified = verify(&self.key, &req, &r, self.w.now);
@@ -120,21 +120,8 @@ impl Http {
     }
 }
 
-/// Verifies like the HTTP gateway: v2 only, against the host's root key.
 fn verify(key: &SubnetKey, req: &HttpRequest, r: &HttpResponse, now: u64) -> std::result::Result<(), String> {
-    let request = ic_http_certification::HttpRequest::get(req.url.clone()).with_headers(req.headers.clone()).build();
-    let response = ic_http_certification::HttpResponse::builder()
-        .with_status_code(ic_http_certification::StatusCode::from_u16(r.status_code).unwrap())
-        .with_headers(r.headers.clone())
-        .with_body(r.body.to_vec())
-        .build();
-    let info = verify_request_response_pair(request, response, &CANISTER, now.into(), 300_000_000_000, &key.public_key_der(), 2)
-        .map_err(|e| e.to_string())?;
-    let v = info.response.ok_or_else(|| "no certified response".to_string())?;
-    if info.verification_version != 2 || v.status_code != Some(r.status_code) || v.body != r.body.as_slice() {
-        return Err(format!("verified {v:?} differs from the response"));
-    }
-    Ok(())
+    verify::verify(&key.public_key_der(), &CANISTER, req, r, now)
 }
 
 fn content_range(g: &Got) -> (u64, u64, u64) {
