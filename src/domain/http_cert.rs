@@ -16,7 +16,7 @@
 use std::collections::BTreeSet;
 
 use ic_http_certification::{
-    DefaultCelBuilder, DefaultResponseCertification, DefaultResponseOnlyCelExpression, HttpCertification,
+    response_hash, DefaultCelBuilder, DefaultResponseCertification, DefaultResponseOnlyCelExpression, HttpCertification,
     HttpCertificationPath, HttpCertificationTree, HttpCertificationTreeEntry, HttpResponse, StatusCode,
     CERTIFICATE_EXPRESSION_HEADER_NAME,
 };
@@ -177,6 +177,23 @@ pub fn cel() -> DefaultResponseOnlyCelExpression<'static> {
         .build()
 }
 
+/// The expression, its text and the text's hash, built once per Wasm instance.
+struct Cel {
+    expr: DefaultResponseOnlyCelExpression<'static>,
+    text: String,
+    hash: [u8; 32],
+}
+
+fn cached_cel() -> &'static Cel {
+    static CEL: std::sync::OnceLock<Cel> = std::sync::OnceLock::new();
+    CEL.get_or_init(|| {
+        let expr = cel();
+        let text = expr.to_string();
+        let hash = sha(text.as_bytes());
+        Cel { expr, text, hash }
+    })
+}
+
 fn sha(bytes: &[u8]) -> [u8; 32] {
     Sha256::digest(bytes).into()
 }
@@ -242,16 +259,18 @@ pub fn describe<M: StableMemory + Clone>(st: &State<M>, src: &Source, form: UrlF
 
 /// Adds the certificate-expression header and builds the tree entry of a response.
 pub fn entry(path: HttpCertificationPath<'static>, c: &mut Certified) -> HttpCertificationTreeEntry<'static> {
+    let cel = cached_cel();
     if !c.headers.iter().any(|(k, _)| k.eq_ignore_ascii_case(CERTIFICATE_EXPRESSION_HEADER_NAME)) {
-        c.headers.push((CERTIFICATE_EXPRESSION_HEADER_NAME.to_string(), cel().to_string()));
+        c.headers.push((CERTIFICATE_EXPRESSION_HEADER_NAME.to_string(), cel.text.clone()));
     }
     let response = HttpResponse::builder()
         .with_status_code(StatusCode::from_u16(c.status).expect("valid status"))
         .with_headers(c.headers.clone())
         .build();
-    let cert = HttpCertification::response_only(&cel(), &response, Some(c.body_hash))
-        .expect("the response carries the expression it is certified with");
-    HttpCertificationTreeEntry::new(path, cert)
+    // The library's `response_only` re-renders the expression for every response;
+    // the prehashed form takes the same two hashes computed once.
+    let response_hash = response_hash(&response, &cel.expr.response, Some(c.body_hash));
+    HttpCertificationTreeEntry::new(path, HttpCertification::response_only_prehashed(cel.hash, response_hash))
 }
 
 pub fn not_found_entry() -> (HttpCertificationTreeEntry<'static>, Certified) {
