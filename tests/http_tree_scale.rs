@@ -4,6 +4,8 @@
 //! response come from `tests/wasm_http.rs`.
 
 mod common;
+#[allow(unused_imports)]
+use common::{file as _, sha as _};
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicIsize, Ordering};

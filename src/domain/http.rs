@@ -269,7 +269,7 @@ mod tests {
     #[test]
     fn range_forms() {
         use RangeStart::*;
-        assert_eq!(range_start(None, 10), None);
+        assert_eq!(range_start(Option::None, 10), None);
         assert_eq!(range_start(Some("bytes=0-"), 10), From(0));
         assert_eq!(range_start(Some("bytes=3-5"), 10), From(3));
         assert_eq!(range_start(Some("bytes=-4"), 10), From(6));
