@@ -60,7 +60,9 @@ impl<M: Memory + Clone> State<M> {
         while budget > 0 {
             let Some((seq, mut item)) = self.st.gc_queue.first_key_value() else { break };
             while budget > 0 && item.next_idx < item.chunk_count {
-                if let Some(c) = self.st.chunks.remove(&ChunkKey { stem: item.stem, idx: item.next_idx }) {
+                let key = ChunkKey { stem: item.stem, idx: item.next_idx };
+                self.st.http.digests.remove(&key);
+                if let Some(c) = self.st.chunks.remove(&key) {
                     self.st.arena.free(c.offset, u64::from(c.len));
                     self.st.hdr.gc_pending_bytes -= u64::from(c.len);
                     self.st.hdr.bytes_freed_total += u64::from(c.len);

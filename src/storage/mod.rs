@@ -12,6 +12,7 @@
 //! live in a dedicated virtual memory managed by [`arena::Arena`].
 
 pub mod arena;
+pub mod http;
 pub mod keys;
 
 use std::borrow::Cow;
@@ -30,7 +31,10 @@ pub use keys::{ChunkKey, ChunkRef, DedupKey, GcItem, MemberKey, OwnerSessionKey}
 /// - 1: uploads, blobs, capsules (MemoryIds 0-10).
 /// - 2: memories, blob reference counts, dedup index, session expiry index and the
 ///   chunk-freeing queue (MemoryIds 11-16). Migration: [`Stable::migrate_v1_to_v2`].
-pub const LAYOUT_VERSION: u32 = 2;
+/// - 3: HTTP serving: chunk body digests, link secret, public memories, the
+///   content-addressed index, link-key versions (MemoryIds 23-27, [`http::HttpStable`]).
+///   Migration: [`Stable::migrate_v2_to_v3_http`].
+pub const LAYOUT_VERSION: u32 = 3;
 const MAGIC: [u8; 4] = *b"KSK1";
 
 // Every MemoryId of the canister. Append only: never reuse or retype a number.
@@ -52,6 +56,12 @@ const MEM_MEMORY_IDEMPOTENCY: MemoryId = MemoryId::new(13);
 const MEM_DEDUP: MemoryId = MemoryId::new(14);
 const MEM_SESSION_EXPIRY: MemoryId = MemoryId::new(15);
 const MEM_GC_QUEUE: MemoryId = MemoryId::new(16);
+// Layout 3 (HTTP serving). 17-22 belong to another part of layout 3.
+const MEM_HTTP_DIGESTS: MemoryId = MemoryId::new(23);
+const MEM_HTTP_META: MemoryId = MemoryId::new(24);
+const MEM_HTTP_PUBLIC: MemoryId = MemoryId::new(25);
+const MEM_HTTP_PUBLIC_SHA: MemoryId = MemoryId::new(26);
+const MEM_HTTP_LINK_KEYS: MemoryId = MemoryId::new(27);
 
 pub type VMem<M> = VirtualMemory<M>;
 
@@ -165,6 +175,8 @@ pub struct Stable<M: Memory> {
     pub session_expiry: StableBTreeMap<(u64, u64), (), VMem<M>>,
     /// Chunks waiting to be freed, in bounded batches, oldest first.
     pub gc_queue: StableBTreeMap<u64, GcItem, VMem<M>>,
+    /// HTTP serving (layout 3).
+    pub http: http::HttpStable<M>,
     /// Heap copy of the header; written back with [`Stable::save_header`].
     pub hdr: Header,
     raw: M,
@@ -211,12 +223,26 @@ impl<M: Memory + Clone> Stable<M> {
             dedup: StableBTreeMap::init(mm.get(MEM_DEDUP)),
             session_expiry: StableBTreeMap::init(mm.get(MEM_SESSION_EXPIRY)),
             gc_queue: StableBTreeMap::init(mm.get(MEM_GC_QUEUE)),
+            http: http::HttpStable::open(
+                &mm,
+                http::HttpMemoryIds {
+                    digests: MEM_HTTP_DIGESTS,
+                    meta: MEM_HTTP_META,
+                    public: MEM_HTTP_PUBLIC,
+                    public_sha: MEM_HTTP_PUBLIC_SHA,
+                    link_key_versions: MEM_HTTP_LINK_KEYS,
+                },
+            ),
             header,
             hdr,
             raw: memory,
         };
         if st.hdr.layout_version == 1 {
             st.migrate_v1_to_v2();
+        }
+        if st.hdr.layout_version == 2 {
+            st.migrate_v2_to_v3_http();
+            st.hdr.layout_version = 3;
         }
         st.save_header();
         Ok(st)
@@ -236,6 +262,13 @@ impl<M: Memory + Clone> Stable<M> {
         }
         self.hdr.layout_version = 2;
     }
+
+    /// Layout 3, HTTP part: the new structures start empty, and nothing stored needs
+    /// rewriting, so this step costs the same whatever is stored. Chunk digests of
+    /// multi-chunk blobs uploaded before layout 3 are computed later, in bounded
+    /// background passes (`domain::http` backfills them before certifying an asset);
+    /// memories start private, as they were.
+    fn migrate_v2_to_v3_http(&mut self) {}
 
     pub fn save_header(&mut self) {
         self.hdr.arena_end = self.arena.end;

@@ -10,7 +10,9 @@ use candid::utils::{ArgumentDecoder, ArgumentEncoder};
 use candid::Principal;
 use wasmtime::{ExternType, Global, Instance, Memory, Ref, Store, Table, Trap, Val};
 
+use crate::certify::SubnetKey;
 use crate::engine::{self, CompiledModule};
+use crate::management;
 use crate::imports::{self, MAX_PAYLOAD};
 use crate::persist;
 use crate::rewrite::{GLOBAL_EXPORT_PREFIX, MEMORY_EXPORT, TABLE_EXPORT};
@@ -346,6 +348,8 @@ pub struct Host {
     queue: VecDeque<Queued>,
     ingress_results: HashMap<CtxId, Result<Vec<u8>, Reject>>,
     records: Vec<CallResult>,
+    /// The subnet's root key: certifies state for queries (see [`crate::certify`]).
+    subnet: SubnetKey,
 }
 
 impl fmt::Debug for Host {
@@ -410,6 +414,7 @@ impl Host {
             queue: VecDeque::new(),
             ingress_results: HashMap::new(),
             records: Vec::new(),
+            subnet: SubnetKey::generate(),
         })
     }
 
@@ -497,6 +502,21 @@ impl Host {
     }
 
     /// Certified data last set by the canister.
+    /// The root key (DER) that verifies this host's certificates.
+    pub fn root_key(&self) -> Vec<u8> {
+        self.subnet.public_key_der()
+    }
+
+    /// The subnet key, e.g. to keep it on disk or to sign `read_state` answers.
+    pub fn subnet_key(&self) -> &SubnetKey {
+        &self.subnet
+    }
+
+    /// Uses `key` from now on (a host restored from disk keeps its root key).
+    pub fn set_subnet_key(&mut self, key: SubnetKey) {
+        self.subnet = key;
+    }
+
     pub fn certified_data(&self) -> &[u8] {
         &self.rt.data().canister.certified_data
     }
@@ -618,7 +638,11 @@ impl Host {
             };
         };
         let limit = if kind == MessageKind::Query { self.limits.query } else { self.limits.update };
-        let msg = Message::new(kind, method, caller, arg.to_vec());
+        let mut msg = Message::new(kind, method, caller, arg.to_vec());
+        if kind == MessageKind::Query {
+            let c = &self.rt.data().canister;
+            msg.data_certificate = Some(self.subnet.data_certificate(&c.canister_id, &c.certified_data, c.time));
+        }
         let exec = self.rt.run(&Entry::Export(export), msg, limit, true);
         let reply = match (&exec.trap, &exec.msg.response) {
             (Some(t), _) => Err(reject(CANISTER_ERROR, format!("Error from Canister {}: {t}", self.canister_id()))),
@@ -850,6 +874,9 @@ impl Host {
                         method: call.method,
                         arg: call.arg,
                     });
+                } else if let Some(r) = management::call(&call.callee, &call.method, &call.arg) {
+                    let response = r.map_err(|m| reject(CANISTER_REJECT, m));
+                    self.queue.push_back(Queued::Response { ctx, callbacks: call.callbacks, response });
                 } else {
                     let callee = Principal::try_from_slice(&call.callee)
                         .map(|p| p.to_text())

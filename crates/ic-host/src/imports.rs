@@ -365,10 +365,18 @@ pub(crate) fn linker(module: &Module) -> wasmtime::Result<Linker<StoreData>> {
         c.data_mut().canister.certified_data = bytes;
         Ok(())
     });
-    def!("data_certificate_present", |_c: C<'_>| -> R<u32> { Ok(0) });
-    def!("data_certificate_size", |mut c: C<'_>| -> R<u32> { trap(&mut c, "ic0.data_certificate_size: no certificate available") });
-    def!("data_certificate_copy", |mut c: C<'_>, _d: u32, _o: u32, _s: u32| -> R<()> {
-        trap(&mut c, "ic0.data_certificate_copy: no certificate available")
+    def!("data_certificate_present", |c: C<'_>| -> R<u32> { Ok(u32::from(c.data().msg.data_certificate.is_some())) });
+    def!("data_certificate_size", |mut c: C<'_>| -> R<u32> {
+        match &c.data().msg.data_certificate {
+            Some(cert) => Ok(cert.len() as u32),
+            None => trap(&mut c, "ic0.data_certificate_size: no certificate available"),
+        }
+    });
+    def!("data_certificate_copy", |mut c: C<'_>, dst: u32, offset: u32, size: u32| -> R<()> {
+        let Some(cert) = c.data().msg.data_certificate.clone() else {
+            return trap(&mut c, "ic0.data_certificate_copy: no certificate available");
+        };
+        copy_out(&mut c, "data_certificate_copy", &cert, dst, offset, size)
     });
 
     // --- debugging ---

@@ -20,9 +20,11 @@
 //! # Ok(()) }
 //! ```
 
+pub mod certify;
 mod engine;
 mod host;
 mod imports;
+mod management;
 pub mod metering;
 mod persist;
 mod rewrite;

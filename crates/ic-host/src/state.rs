@@ -267,6 +267,8 @@ pub(crate) struct Message {
     pub system_api_instructions: u64,
     /// The message of a trap raised by the host (ic0.trap or a system API misuse).
     pub host_trap: Option<String>,
+    /// `ic0.data_certificate_*`: set for non-replicated queries (see `crate::certify`).
+    pub data_certificate: Option<Vec<u8>>,
 }
 
 impl Message {
@@ -296,6 +298,7 @@ impl Message {
             stable_written: 0,
             system_api_instructions: 0,
             host_trap: None,
+            data_certificate: None,
         }
     }
 }
