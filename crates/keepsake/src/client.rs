@@ -6,8 +6,8 @@
 use std::time::Duration;
 
 use backend::api::{
-    self, AssetKind, BeginArgs, BlobMeta, Capsule, CapsuleCreateArgs, Memory, MemoryCreateArgs,
-    MemoryPage, PutChunkOk, Session, Stats, UploadConfig,
+    self, AssetKind, BeginArgs, BlobMeta, Capsule, CapsuleCreateArgs, HttpRequest, HttpResponse,
+    Link, Memory, MemoryCreateArgs, MemoryPage, PutChunkOk, Session, Stats, UploadConfig,
 };
 use candid::utils::{ArgumentDecoder, ArgumentEncoder};
 use candid::{CandidType, Principal};
@@ -210,6 +210,18 @@ pub mod requests {
     pub fn memories_remove_asset(id: u64, kind: AssetKind) -> Request {
         enc(Update, "memories_remove_asset", (id, kind))
     }
+    pub fn links_create(memory: u64, kind: AssetKind, ttl_secs: u64) -> Request {
+        enc(Query, "links_create", (memory, kind, ttl_secs))
+    }
+    pub fn memories_set_public(memory: u64, public: bool) -> Request {
+        enc(Update, "memories_set_public", (memory, public))
+    }
+    pub fn capsules_rotate_link_key(capsule: u64) -> Request {
+        enc(Update, "capsules_rotate_link_key", (capsule,))
+    }
+    pub fn http_request(req: &HttpRequest) -> Request {
+        enc(Query, "http_request", (req.clone(),))
+    }
 }
 
 /// The typed client. Cheap to share by reference across in-flight futures.
@@ -390,6 +402,33 @@ impl Client {
     ) -> ClientResult<Capsule> {
         self.send_result(requests::capsules_set_member(id, who, role))
             .await
+    }
+    /// An expiring link to one asset (any reader of the memory's capsule).
+    pub async fn links_create(
+        &self,
+        memory: u64,
+        kind: AssetKind,
+        ttl_secs: u64,
+    ) -> ClientResult<Link> {
+        self.send_result(requests::links_create(memory, kind, ttl_secs))
+            .await
+    }
+    /// Owners of the memory's capsule.
+    pub async fn memories_set_public(&self, memory: u64, public: bool) -> ClientResult<()> {
+        self.send_result(requests::memories_set_public(memory, public))
+            .await
+    }
+    /// Owners: revokes every link of the capsule; returns the new key version.
+    pub async fn capsules_rotate_link_key(&self, capsule: u64) -> ClientResult<u32> {
+        self.send_result(requests::capsules_rotate_link_key(capsule))
+            .await
+    }
+    /// What an HTTP gateway sends (the canister answers as to the caller).
+    pub async fn http_request(&self, req: &HttpRequest) -> ClientResult<HttpResponse> {
+        Ok(self
+            .send::<(HttpResponse,)>(requests::http_request(req))
+            .await?
+            .0)
     }
     /// Controllers only.
     pub async fn admin_set_config(&self, update: &api::ConfigUpdate) -> ClientResult<UploadConfig> {

@@ -13,6 +13,7 @@ pub mod fsutil;
 pub mod identity;
 pub mod import;
 pub mod journal;
+pub mod links;
 pub mod members;
 pub mod mime;
 pub mod ops;

@@ -108,7 +108,7 @@ enum Cmd {
         #[arg(short, long)]
         output: Option<PathBuf>,
     },
-    /// Create or list capsules.
+    /// Create or list capsules, manage members, revoke links.
     Capsule {
         #[command(subcommand)]
         cmd: CapsuleCmd,
@@ -129,6 +129,26 @@ enum Cmd {
         /// At most this many passes (each frees a bounded batch).
         #[arg(long, default_value_t = 10_000)]
         passes: u32,
+    },
+    /// Print an expiring URL to one asset of a memory (anyone holding it may open it).
+    Link {
+        memory: u64,
+        /// original, display, thumbnail, placeholder, …
+        #[arg(long, default_value = "original")]
+        asset: String,
+        /// How long the link works: 90s, 30m, 12h, 7d, … (1 minute to 30 days).
+        #[arg(long, default_value = "1d")]
+        ttl: String,
+        #[command(flatten)]
+        gateway: cmd::links::GatewayArg,
+    },
+    /// Make a memory's URLs open for anyone (on), or only for members and links (off).
+    Public {
+        memory: u64,
+        #[arg(value_name = "on|off")]
+        setting: cmd::links::OnOff,
+        #[command(flatten)]
+        gateway: cmd::links::GatewayArg,
     },
     /// Write every memory (assets + a JSON manifest each) into DIR; resumable, verified.
     Export {
@@ -177,6 +197,10 @@ enum CapsuleCmd {
         #[command(subcommand)]
         action: Option<MembersCmd>,
     },
+    /// Revoke every link to the capsule's memories (owners); new links work again.
+    RotateLinkKey {
+        capsule: u64,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -224,6 +248,12 @@ async fn connect(g: &Global, as_controller: bool) -> anyhow::Result<Client> {
         let t = AgentTransport::connect(url, canister, g.identity.as_deref()).await?;
         return Ok(Client::new(Box::new(t)));
     }
+    Ok(Client::new(Box::new(open_embedded(g, as_controller)?)))
+}
+
+/// The embedded canister in `--state`, called as the local controller, `--identity`,
+/// or the state folder's own identity.
+fn open_embedded(g: &Global, as_controller: bool) -> anyhow::Result<EmbeddedTransport> {
     let caller = if as_controller {
         ic_host::DEFAULT_CONTROLLER
     } else if let Some(pem) = &g.identity {
@@ -236,8 +266,7 @@ async fn connect(g: &Global, as_controller: bool) -> anyhow::Result<Client> {
             .map_err(anyhow::Error::msg)?
     };
     let wasm = embedded::resolve_wasm(g.wasm.as_deref())?;
-    let t = EmbeddedTransport::open(&g.state, &wasm, caller)?;
-    Ok(Client::new(Box::new(t)))
+    EmbeddedTransport::open(&g.state, &wasm, caller)
 }
 
 /// `KEEPSAKE_STOP_AFTER_CHUNKS`: a test hook that stops uploads, exports and imports
@@ -365,6 +394,17 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Capsule { cmd } => cmd::capsule::run(g, cmd).await,
         Cmd::Rm { memory, asset, gc } => cmd::rm::rm(g, *memory, asset.as_deref(), *gc).await,
         Cmd::Gc { passes } => cmd::rm::gc(g, *passes).await,
+        Cmd::Link {
+            memory,
+            asset,
+            ttl,
+            gateway,
+        } => cmd::links::link(g, *memory, asset, ttl, gateway).await,
+        Cmd::Public {
+            memory,
+            setting,
+            gateway,
+        } => cmd::links::public(g, *memory, *setting, gateway).await,
         Cmd::Export { dir, capsule } => cmd::transfer::export(g, dir, *capsule).await,
         Cmd::Import {
             dir,
@@ -665,4 +705,39 @@ async fn get(
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// clap's own consistency checks, and the sharing commands parse (an argument
+    /// named like a global option only fails when parsed).
+    #[test]
+    fn cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+        let cmd = |args: &[&str]| {
+            Cli::try_parse_from([&["keepsake", "--state", "s"], args].concat())
+                .unwrap()
+                .cmd
+        };
+        let Cmd::Public {
+            memory, setting, ..
+        } = cmd(&["public", "4", "off"])
+        else {
+            panic!("public")
+        };
+        assert_eq!((memory, setting), (4, cmd::links::OnOff::Off));
+        let Cmd::Link { asset, ttl, .. } = cmd(&["link", "4", "--gateway", "http://g:1"]) else {
+            panic!("link")
+        };
+        assert_eq!((asset.as_str(), ttl.as_str()), ("original", "1d"));
+        assert!(matches!(
+            cmd(&["capsule", "rotate-link-key", "2"]),
+            Cmd::Capsule {
+                cmd: CapsuleCmd::RotateLinkKey { capsule: 2 }
+            }
+        ));
+    }
 }

@@ -188,6 +188,36 @@ fn every_request_matches_backend_did_and_round_trips() {
         candid::decode_args::<(u64, AssetKind)>(&r.arg).unwrap(),
         (6, AssetKind::Display)
     );
+    let r = rq::links_create(6, AssetKind::Thumbnail, 3600);
+    check(&r, &svc);
+    assert_eq!(
+        candid::decode_args::<(u64, AssetKind, u64)>(&r.arg).unwrap(),
+        (6, AssetKind::Thumbnail, 3600)
+    );
+    let r = rq::memories_set_public(6, true);
+    check(&r, &svc);
+    assert_eq!(
+        candid::decode_args::<(u64, bool)>(&r.arg).unwrap(),
+        (6, true)
+    );
+    let r = rq::capsules_rotate_link_key(3);
+    check(&r, &svc);
+    assert_eq!(candid::decode_args::<(u64,)>(&r.arg).unwrap().0, 3);
+    let http = backend::api::HttpRequest {
+        method: "GET".into(),
+        url: "/m/6/original?token=1.x".into(),
+        headers: vec![("Range".into(), "bytes=0-".into())],
+        body: ByteBuf::new(),
+        certificate_version: Some(2),
+    };
+    let r = rq::http_request(&http);
+    check(&r, &svc);
+    assert_eq!(
+        candid::decode_args::<(backend::api::HttpRequest,)>(&r.arg)
+            .unwrap()
+            .0,
+        http
+    );
 }
 
 /// The requests also type-check against the canister's real interface: the argument of

@@ -1,9 +1,10 @@
-//! `keepsake capsule create | list | members`.
+//! `keepsake capsule create | list | members | rotate-link-key`.
 
 use std::process::ExitCode;
 
 use backend::api::Capsule;
 use candid::Principal;
+use keepsake::links;
 use keepsake::members::{self, Members};
 use serde_json::json;
 
@@ -74,6 +75,18 @@ pub async fn run(g: &Global, cmd: &CapsuleCmd) -> anyhow::Result<ExitCode> {
             };
             client.checkpoint()?;
             print_members(g, done.as_deref(), &m);
+        }
+        CapsuleCmd::RotateLinkKey { capsule } => {
+            let r = links::rotate_link_key(&client, *capsule).await?;
+            client.checkpoint()?;
+            if g.json {
+                println!("{}", json!({ "ok": true, "rotated": r }));
+            } else {
+                println!(
+                    "capsule {capsule}: link key version {}; every earlier link to its memories now answers 403",
+                    r.key_version
+                );
+            }
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -1,7 +1,8 @@
 //! The binary's commands beyond upload / ls / get: each connects, calls the library
-//! (`keepsake::{members, remove, export, import}`) and prints text or `--json`.
+//! (`keepsake::{members, links, remove, export, import}`) and prints text or `--json`.
 
 pub mod capsule;
+pub mod links;
 pub mod rm;
 pub mod transfer;
 
