@@ -20,18 +20,29 @@
 //! # Ok(()) }
 //! ```
 
+mod canister;
 mod engine;
 mod host;
 mod imports;
+mod legacy;
+mod lifecycle;
+mod management;
 pub mod metering;
-mod persist;
+mod network;
+mod persistence;
 mod rewrite;
+mod stable;
 mod state;
+mod store;
 
 pub use candid::Principal;
 pub use engine::{module_cache_dir, set_module_cache_dir};
 pub use host::{
-    reject_code, CallResult, Host, HostConfig, Limit, Reject, UpgradeCost, DEFAULT_CANISTER_ID, DEFAULT_CONTROLLER,
-    DEFAULT_TIME_NS, MAX_INGRESS_ARG, MAX_MESSAGES_PER_DRAIN,
+    canister_id_of, reject_code, CallResult, Host, HostConfig, Limit, Reject, UpgradeCost, DEFAULT_CANISTER_ID,
+    DEFAULT_CONTROLLER, DEFAULT_CYCLES, DEFAULT_TIME_NS, MAX_INGRESS_ARG, MAX_MESSAGES_PER_DRAIN,
 };
-pub use state::{MessageKind, DEFAULT_MAX_STABLE_PAGES, PAGE_SIZE};
+pub use ic_management_canister_types as management_types;
+pub use stable::DEFAULT_MAX_STABLE_PAGES;
+pub use state::{CanisterStatus, MessageKind, PAGE_SIZE};
+pub use store::pages::PAGE as DIRTY_PAGE_SIZE;
+pub use store::{Durability, StoreStats, DEFAULT_CHECKPOINT_BYTES};
