@@ -169,6 +169,11 @@ impl Canister {
         self.inst.as_ref().is_some_and(|i| matches!(i.module.module.get_export(name), Some(ExternType::Func(_))))
     }
 
+    /// Size of the live instance's Wasm memory in bytes (between messages: the committed size).
+    pub fn memory_size(&self) -> usize {
+        self.live_heap().len()
+    }
+
     /// Size of the committed heap in bytes.
     pub fn heap_len(&self) -> usize {
         self.heap.len()

@@ -400,9 +400,9 @@ impl Host {
         Some(buf)
     }
 
-    /// Size of the default canister's Wasm memory in bytes.
+    /// Size of the default canister's Wasm memory in bytes (its instance's, as it is now).
     pub fn heap_size_bytes(&self) -> u64 {
-        self.default_canister_ref().map_or(0, |c| c.heap_len() as u64)
+        self.default_canister_ref().map_or(0, |c| c.memory_size() as u64)
     }
 
     /// Certified data last set by the default canister.

@@ -18,7 +18,15 @@ impl Host {
             Some(id) if self.canisters.contains_key(&id) || id == Principal::management_canister() => {
                 return Err(reject(CANISTER_ERROR, format!("Canister {id} already exists")));
             }
-            Some(id) => id,
+            Some(id) => {
+                // Ids are never handed out twice: not one taken explicitly either.
+                let b = id.as_slice();
+                if b.len() == 10 && b[8..] == [1, 1] {
+                    let index = u64::from_be_bytes(b[..8].try_into().unwrap_or_default());
+                    self.next_canister = self.next_canister.max(index.saturating_add(1));
+                }
+                id
+            }
             None => loop {
                 let id = canister_id_of(self.next_canister);
                 self.next_canister += 1;

@@ -104,7 +104,9 @@ impl Host {
         r
     }
 
-    fn encode_meta(&self, seq: u64) -> Vec<u8> {
+    /// The metadata (with `seq` and `time`). `next_ctx` is derived from the live contexts,
+    /// so a message that changed nothing leaves the metadata as it was.
+    fn encode_meta(&self, seq: u64, time: u64) -> Vec<u8> {
         let canisters = self
             .canisters
             .values()
@@ -128,9 +130,9 @@ impl Host {
             .collect();
         meta::encode(&MetaRef {
             seq,
-            time: self.time,
+            time,
             next_canister: self.next_canister,
-            next_ctx: self.next_ctx,
+            next_ctx: self.contexts.keys().next_back().map_or(0, |c| c + 1),
             default_canister: self.default,
             canisters,
             contexts: &self.contexts,
@@ -164,13 +166,19 @@ impl Host {
             writes.push(MemWrite { canister: id, mem: Mem::Heap, clear: d.heap_clear, pages: d.heap_pages });
         }
         writes.retain(|w| w.clear || !w.pages.is_empty());
+        // A step that changed nothing (a rolled-back message) writes nothing.
+        let unchanged = self.encode_meta(0, 0);
+        if writes.is_empty() && self.store.as_ref().is_some_and(|s| s.last_meta == unchanged) {
+            return;
+        }
         let seq = self.store.as_ref().map_or(0, |s| s.seq) + 1;
-        let txn = Txn { writes, meta: self.encode_meta(seq) };
+        let txn = Txn { writes, meta: self.encode_meta(seq, self.time) };
         if let Some(s) = self.store.as_mut() {
             if let Err(e) = s.log(&txn) {
                 self.failed = Some(format!("writing the log failed: {e}"));
                 return;
             }
+            s.last_meta = unchanged;
         }
         for w in txn.writes {
             let Some(c) = self.canisters.get_mut(&w.canister) else { continue };
@@ -208,11 +216,13 @@ impl Host {
             }
         }
         let seq = self.store.as_ref().map_or(0, |s| s.seq);
-        let payload = self.encode_meta(seq);
+        let payload = self.encode_meta(seq, self.time);
+        let unchanged = self.encode_meta(0, 0);
         let live: Vec<Principal> = self.canisters.keys().copied().collect();
         let modules: Vec<[u8; 32]> = self.canisters.values().filter_map(|c| c.module().map(|m| m.wasm_hash)).collect();
         if let Some(s) = self.store.as_mut() {
             s.finish_checkpoint(&payload, &live, &modules)?;
+            s.last_meta = unchanged;
             s.stats.checkpoint_time += t0.elapsed();
         }
         Ok(())

@@ -74,6 +74,7 @@ fn trapping_update_rolls_back_heap_globals_and_stable() {
     let before = vec![7, 7, 7, 1, 0, 0];
     assert_eq!(read_state(&mut host), before);
     let stable_before = host.stable_size_bytes();
+    let memory_before = host.heap_size_bytes();
 
     for method in ["set_then_trap", "set_then_unreachable"] {
         let r = host.update(user(), method, &[]);
@@ -82,6 +83,7 @@ fn trapping_update_rolls_back_heap_globals_and_stable() {
         assert!(r.stable_bytes_written == 16, "writes are counted even when rolled back");
         assert_eq!(read_state(&mut host), before, "{method}: state must be unchanged");
         assert_eq!(host.stable_size_bytes(), stable_before);
+        assert_eq!(host.heap_size_bytes(), memory_before, "{method}: the Wasm memory is its old size again");
     }
     let err = host.update(user(), "set_then_trap", &[]).reply.unwrap_err();
     assert!(err.message.contains("Canister called `ic0.trap` with message: 'boom'"), "{err}");
@@ -96,10 +98,12 @@ fn queries_never_commit() {
     let mut host = Host::new(&state_canister(), &[]).unwrap();
     ok(&mut host, "set", &i64_arg(7));
     let before = read_state(&mut host);
+    let memory_before = host.heap_size_bytes();
     let r = host.query(user(), "mutate", &[]);
     assert!(r.reply.is_ok());
     assert_eq!(r.stable_bytes_written, 16);
     assert_eq!(read_state(&mut host), before);
+    assert_eq!(host.heap_size_bytes(), memory_before, "the query grew memory: the instance is its old size again");
     // A query method called through the update path (replicated query) doesn't commit either.
     let r = host.update(user(), "mutate", &[]);
     assert!(r.reply.is_ok(), "{:?}", r.reply);

@@ -77,6 +77,8 @@ pub(crate) struct DirStore {
     pub checkpoint_bytes: u64,
     pub stats: StoreStats,
     unsynced: bool,
+    /// The metadata of the last logged transaction, with sequence number and time 0.
+    pub last_meta: Vec<u8>,
 }
 
 fn open_rw(path: &Path, truncate: bool) -> io::Result<File> {
@@ -129,6 +131,7 @@ impl DirStore {
             checkpoint_bytes: DEFAULT_CHECKPOINT_BYTES,
             stats: StoreStats::default(),
             unsynced: false,
+            last_meta: Vec::new(),
         };
         if let Some(m) = last_meta {
             // Replayed: make it a checkpoint, so the log starts empty.
