@@ -77,3 +77,8 @@ mod data;
 pub fn random_file(path: &Path, len: usize, seed: u64) {
     std::fs::write(path, data::file(len, seed)).unwrap();
 }
+
+/// The bytes `random_file` writes.
+pub fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
+    data::file(len, seed)
+}
