@@ -1,7 +1,8 @@
 //! The embedded host: the real canister Wasm run in-process by `ic-host`, its state kept
 //! in a local folder (default `./.keepsake/`): `host/` (ic-host's page store: each
-//! committed call is durable before its answer comes back, and only the pages it changed
-//! are written) and `identity.pem` (the local caller). A folder of the old format
+//! committed call is durable before its answer comes back, chunk acknowledgements
+//! grouped with the next fsync; only the pages a call changed are written) and
+//! `identity.pem` (the local caller). A folder of the old format
 //! (`canister.state`, one file rewritten whole) is migrated on first open.
 
 use std::path::{Path, PathBuf};
@@ -12,7 +13,7 @@ use anyhow::{bail, Context};
 use sha2::Digest;
 use candid::Principal;
 use futures::future::LocalBoxFuture;
-use ic_host::{reject_code, Host, HostConfig};
+use ic_host::{reject_code, Durability, Host, HostConfig};
 
 use crate::transport::{CallKind, Request, Transport, TransportError};
 
@@ -20,6 +21,9 @@ use crate::transport::{CallKind, Request, Transport, TransportError};
 pub const HOST_DIR: &str = "host";
 /// The state file of the old format (migrated, then removed).
 pub const LEGACY_STATE_FILE: &str = "canister.state";
+
+/// The update whose acknowledgement does not wait for an fsync (see `call`).
+const GROUPED_METHOD: &str = "uploads_put_chunk";
 
 /// The repository this crate lives in (`crates/keepsake/../..`).
 pub fn repo_root() -> PathBuf {
@@ -131,6 +135,7 @@ impl EmbeddedTransport {
         let wasm = std::fs::read(wasm_path)
             .with_context(|| format!("reading the canister Wasm {}", wasm_path.display()))?;
         let mut host = open_host(state_dir, &wasm)?;
+        host.set_durability(Durability::Deferred);
         // Canister time follows the wall clock (session TTLs mean something locally too).
         if now_ns() > host.time() {
             host.set_time(now_ns());
@@ -192,11 +197,20 @@ impl Transport for EmbeddedTransport {
                 inner.host.set_time(t);
             }
             let caller = inner.caller;
-            // An update's reply comes back once the call is durable (the host syncs its log).
             let r = match req.kind {
                 CallKind::Query => inner.host.query(caller, req.method, &req.arg),
                 CallKind::Update => inner.host.update(caller, req.method, &req.arg),
             };
+            // Group commit: every reply but a chunk's acknowledgement waits for the log to
+            // be on disk (with every commit before it). A power loss can only take chunks
+            // whose upload then resumes; `kill -9` takes nothing (the log is written
+            // before any reply).
+            if !(req.kind == CallKind::Update && req.method == GROUPED_METHOD) {
+                inner.host.sync().map_err(|e| TransportError::Fatal {
+                    code: None,
+                    message: format!("ic-host: syncing the state failed: {e:#}"),
+                })?;
+            }
             r.reply.map_err(map_reject)
         })();
         Box::pin(std::future::ready(result))
