@@ -74,14 +74,17 @@ pub(crate) struct Canister {
     txn: Option<Txn>,
 }
 
-fn instantiate(module: &CompiledModule, data: StoreData, fuel: u64) -> Result<(Store<StoreData>, Inst), (anyhow::Error, StoreData)> {
+/// A fresh store holding `data` and an instance of `module`; on failure, `data` back.
+type Instantiated = Result<(Store<StoreData>, Inst), Box<(anyhow::Error, StoreData)>>;
+
+fn instantiate(module: &CompiledModule, data: StoreData, fuel: u64) -> Instantiated {
     let mut store = Store::new(engine::engine(), data);
     if let Err(e) = store.set_fuel(fuel) {
-        return Err((e.into(), store.into_data()));
+        return Err(Box::new((e.into(), store.into_data())));
     }
     let instance = match module.pre.instantiate(&mut store) {
         Ok(i) => i,
-        Err(e) => return Err((anyhow!("instantiating canister: {e:#}"), store.into_data())),
+        Err(e) => return Err(Box::new((anyhow!("instantiating canister: {e:#}"), store.into_data()))),
     };
     let memory = instance.get_memory(&mut store, MEMORY_EXPORT);
     let table = instance.get_table(&mut store, TABLE_EXPORT);
@@ -209,7 +212,8 @@ impl Canister {
                 }
                 Ok(())
             }
-            Err((e, data)) => {
+            Err(failed) => {
+                let (e, data) = *failed;
                 *self.store.data_mut() = data;
                 Err(e)
             }
@@ -334,7 +338,7 @@ impl Canister {
         }
         if let Some(inst) = &self.inst {
             for (g, v) in inst.globals.iter().zip(self.globals.iter()) {
-                let _ = g.set(&mut self.store, v.clone());
+                let _ = g.set(&mut self.store, *v);
             }
         }
         dirty.len() as u64
@@ -351,7 +355,8 @@ impl Canister {
         };
         let (mut store, inst) = match instantiate(&module, data, u64::MAX / 2) {
             Ok(x) => x,
-            Err((e, data)) => {
+            Err(failed) => {
+                let (e, data) = *failed;
                 self.store = Store::new(engine::engine(), data);
                 self.inst = None;
                 return Err(e);
@@ -369,7 +374,7 @@ impl Canister {
             data[n..].fill(0);
         }
         for (g, v) in inst.globals.iter().zip(self.globals.iter()) {
-            g.set(&mut store, v.clone()).map_err(|e| anyhow!("restoring a global: {e:#}"))?;
+            g.set(&mut store, *v).map_err(|e| anyhow!("restoring a global: {e:#}"))?;
         }
         self.store = store;
         self.inst = Some(inst);

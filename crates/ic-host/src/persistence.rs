@@ -321,7 +321,7 @@ impl legacy::Sink for Import<'_> {
     fn stable(&mut self, offset: u64, bytes: &[u8]) -> Result<()> {
         let id = self.created.ok_or_else(|| anyhow!("no canister to import into"))?;
         let c = self.host.canisters.get_mut(&id).ok_or_else(|| anyhow!("no canister to import into"))?;
-        ensure!(offset % PAGE as u64 == 0, "import chunks are page aligned");
+        ensure!(offset.is_multiple_of(PAGE as u64), "import chunks are page aligned");
         let mut pages: Vec<(u64, Box<Page>)> = Vec::new();
         for (i, chunk) in bytes.chunks(PAGE).enumerate() {
             if is_zero(chunk) {
