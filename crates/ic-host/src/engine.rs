@@ -79,6 +79,19 @@ pub(crate) struct CompiledModule {
     pub wasm_hash: [u8; 32],
     /// Size of the original wasm.
     pub wasm_len: usize,
+    /// The custom sections of the original wasm (name, contents): canister metadata.
+    pub custom_sections: Arc<Vec<(String, Vec<u8>)>>,
+}
+
+/// The custom sections of a module (it was validated already; unreadable ones are skipped).
+fn custom_sections(wasm: &[u8]) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    for payload in wasmtime::wasmparser::Parser::new(0).parse_all(wasm).flatten() {
+        if let wasmtime::wasmparser::Payload::CustomSection(c) = payload {
+            out.push((c.name().to_string(), c.data().to_vec()));
+        }
+    }
+    out
 }
 
 pub(crate) fn sha256(bytes: &[u8]) -> [u8; 32] {
@@ -122,7 +135,13 @@ pub(crate) fn load_module(wasm: &[u8]) -> Result<CompiledModule> {
     let pre = imports::linker(&module)
         .and_then(|l| l.instantiate_pre(&module))
         .map_err(|e| anyhow::anyhow!("ic-host: cannot link the canister wasm: {e:#}"))?;
-    let compiled = CompiledModule { module, pre: Arc::new(pre), wasm_hash, wasm_len: wasm.len() };
+    let compiled = CompiledModule {
+        module,
+        pre: Arc::new(pre),
+        wasm_hash,
+        wasm_len: wasm.len(),
+        custom_sections: Arc::new(custom_sections(wasm)),
+    };
     if let Ok(mut m) = memo.lock() {
         m.insert(wasm_hash, compiled.clone());
     }

@@ -442,6 +442,23 @@ impl Host {
         self.canisters.get(&id)?.module().map(|m| m.wasm_hash)
     }
 
+    /// `id`'s controllers.
+    pub fn canister_controllers(&self, id: Principal) -> Option<&[Principal]> {
+        self.canisters.get(&id).map(|c| &c.state().controllers[..])
+    }
+
+    /// Certified data last set by `id`.
+    pub fn canister_certified_data(&self, id: Principal) -> Option<&[u8]> {
+        self.canisters.get(&id).map(|c| &c.state().certified_data[..])
+    }
+
+    /// A custom section of `id`'s Wasm by its full name (canister metadata is in
+    /// `icp:public <name>` / `icp:private <name>` sections, e.g. `icp:public candid:service`).
+    pub fn canister_custom_section(&self, id: Principal, name: &str) -> Option<&[u8]> {
+        let m = self.canisters.get(&id)?.module()?;
+        m.custom_sections.iter().find(|(n, _)| n == name).map(|(_, d)| &d[..])
+    }
+
     /// `id`'s cycle balance.
     pub fn cycle_balance(&self, id: Principal) -> Option<u128> {
         self.canisters.get(&id).map(|c| c.state().cycle_balance)

@@ -180,3 +180,24 @@ fn only_controllers_may_manage_a_canister() {
     assert_eq!(e.code, reject_code::CANISTER_ERROR, "{e}");
     assert_eq!(host.status(id), Some(CanisterStatus::Running));
 }
+
+#[test]
+fn per_canister_accessors_for_a_network_front() {
+    // A module with canister metadata, as ic-wasm writes it.
+    let mut wasm = counter_canister(1);
+    let name = b"icp:public candid:service";
+    let body = b"service : {}";
+    let mut section = vec![name.len() as u8];
+    section.extend_from_slice(name);
+    section.extend_from_slice(body);
+    wasm.push(0); // custom section id
+    wasm.push(section.len() as u8);
+    wasm.extend_from_slice(&section);
+    let host = Host::new(&wasm, &[]).unwrap();
+    let id = host.canister_id();
+    assert_eq!(host.canister_custom_section(id, "icp:public candid:service"), Some(&body[..]));
+    assert_eq!(host.canister_custom_section(id, "icp:public other"), None);
+    assert_eq!(host.canister_controllers(id), Some(&[DEFAULT_CONTROLLER][..]));
+    assert_eq!(host.canister_certified_data(id), Some(&[][..]));
+    assert_eq!(host.canister_controllers(ic_host::canister_id_of(99)), None);
+}
