@@ -3,7 +3,8 @@
 //!
 //! `tests/fixtures/layout_v1.state.gz` is an embedded-host state file (stable memory)
 //! written by the layout-v1 canister (commit "Wasm-level scenario suite…", before
-//! memories existed) with `write_layout_v1_fixture` below:
+//! memories existed) with `write_layout_v1_fixture` of commit 995d3ad (the host wrote
+//! that single-file format then; it only reads it now):
 //! - capsule 1 owned by user(1), user(2) unknown to it;
 //! - blob 1: 300,000 bytes (seed 101), blob 2: 100 bytes (seed 102), both finished;
 //! - session 3: 150,000 bytes (seed 103) in 64 KiB chunks, chunks 0 and 2 of 3
@@ -12,7 +13,7 @@
 
 mod harness;
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::PathBuf;
 
 use backend::api::{self, BlobMeta, SessionState, Stats};
@@ -21,33 +22,6 @@ use serde_bytes::ByteBuf;
 
 fn fixture_path() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/layout_v1.state.gz")
-}
-
-/// Regenerate only with the layout-v1 Wasm: `KEEPSAKE_WASM=<v1 backend.wasm> cargo test
-/// --test layout_migration write_layout_v1_fixture -- --ignored`.
-#[test]
-#[ignore = "writes the fixture; needs the layout-v1 Wasm"]
-fn write_layout_v1_fixture() {
-    let mut e = embedded();
-    let b: &mut dyn Backend = &mut e;
-    let alice = user(1);
-    let cap = b.capsule(alice);
-    assert_eq!(cap, 1);
-    b.upload(alice, cap, &file(300_000, 101), Some("p1"));
-    b.upload(alice, cap, &file(100, 102), None);
-    let open = file(150_000, 103);
-    let s = b.begin_chunked(alice, cap, open.len(), Some("p3"), Some(65_536));
-    b.put(alice, &s, 0, &open).unwrap();
-    b.put(alice, &s, 2, &open).unwrap();
-    let aborted = b.begin(alice, cap, 10, None);
-    let r: api::Result<()> = b.call(alice, "uploads_abort", (aborted.id,));
-    r.unwrap();
-    let tmp = std::env::temp_dir().join("keepsake-layout-v1.state");
-    e.host.save_state(&tmp).unwrap();
-    let raw = std::fs::read(&tmp).unwrap();
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
-    gz.write_all(&raw).unwrap();
-    std::fs::write(fixture_path(), gz.finish().unwrap()).unwrap();
 }
 
 fn load_fixture() -> Embedded {

@@ -273,3 +273,8 @@ pub fn asset_kinds(v: &serde_json::Value) -> Vec<String> {
         .map(|a| a["kind"].as_str().unwrap().to_string())
         .collect()
 }
+
+/// The bytes `random_file` writes.
+pub fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
+    data::file(len, seed)
+}
