@@ -38,6 +38,7 @@ pub mod certify;
 mod engine;
 mod host;
 mod imports;
+mod ingress;
 mod legacy;
 mod lifecycle;
 mod management;
