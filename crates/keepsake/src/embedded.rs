@@ -106,7 +106,7 @@ fn migrate(state_dir: &Path, wasm: &[u8]) -> anyhow::Result<()> {
 
 /// Opens the host in `state_dir`: installs the canister on first use, upgrades it when
 /// `wasm` is another module than the one installed.
-fn open_host(state_dir: &Path, wasm: &[u8]) -> anyhow::Result<Host> {
+pub fn open_host(state_dir: &Path, wasm: &[u8]) -> anyhow::Result<Host> {
     migrate(state_dir, wasm)?;
     let host_dir = state_dir.join(HOST_DIR);
     let mut host = Host::open(&host_dir).with_context(|| format!("opening the canister state {}", host_dir.display()))?;

@@ -173,6 +173,20 @@ enum Cmd {
     Stats,
     /// Your principal.
     Whoami,
+    /// Run a local IC network (the HTTP interface) with the canister, kept in the state
+    /// folder; point `--network`, icp-cli or agent-js at the URL it prints. Ctrl-C stops it.
+    Serve {
+        /// Port (0: any free port).
+        #[arg(long, default_value_t = 4943)]
+        port: u16,
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1")]
+        bind: std::net::IpAddr,
+        /// Also make this principal a controller of the canister (e.g. your icp-cli
+        /// identity, to upgrade it through the interface). Repeatable.
+        #[arg(long = "controller")]
+        controllers: Vec<String>,
+    },
     /// Write a generated, photo-like JPEG (for demos and tests).
     SamplePhoto {
         output: PathBuf,
@@ -442,6 +456,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             }
             Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Serve { port, bind, controllers } => {
+            cmd::serve::serve(g, cmd::serve::ServeArgs { bind: *bind, port: *port, controllers }).await
         }
         Cmd::Whoami => {
             let client = connect(g, false).await?;

@@ -4,6 +4,7 @@
 pub mod capsule;
 pub mod links;
 pub mod rm;
+pub mod serve;
 pub mod transfer;
 
 use indicatif::DecimalBytes;

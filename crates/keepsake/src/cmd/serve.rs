@@ -1,0 +1,77 @@
+//! `keepsake serve`: a local Internet Computer network (`ic-net` in front of the
+//! embedded host) with the `backend` canister installed or upgraded to the current
+//! Wasm. Its state is the state folder's `host/` directory, the same one embedded mode
+//! uses (canisters, page store, plus the network's `ingress.log` and `node.key`), so
+//! what was kept embedded is served, and a restart (also after `kill -9`) finds
+//! everything. The directory is locked while open: embedded commands on the same folder
+//! wait for `serve` to stop (use `--network`).
+
+use std::net::{IpAddr, SocketAddr};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use candid::Principal;
+use keepsake::embedded;
+use keepsake::fsutil::hex;
+use serde_json::json;
+
+pub struct ServeArgs<'a> {
+    pub bind: IpAddr,
+    pub port: u16,
+    pub controllers: &'a [String],
+}
+
+pub async fn serve(g: &crate::Global, a: ServeArgs<'_>) -> anyhow::Result<ExitCode> {
+    std::fs::create_dir_all(&g.state).with_context(|| format!("creating {}", g.state.display()))?;
+    let wasm_path = embedded::resolve_wasm(g.wasm.as_deref())?;
+    let wasm = std::fs::read(&wasm_path).with_context(|| format!("reading the canister Wasm {}", wasm_path.display()))?;
+    let mut host = embedded::open_host(&g.state, &wasm)?;
+    let canister = host.canister_id();
+    if !a.controllers.is_empty() {
+        let mut all = host.controllers().to_vec();
+        for c in a.controllers {
+            let p = Principal::from_text(c).map_err(|e| anyhow::anyhow!("--controller {c}: not a principal ({e})"))?;
+            if !all.contains(&p) {
+                all.push(p);
+            }
+        }
+        host.set_controllers(all);
+        host.sync()?;
+    }
+    let net = ic_net::Network::start(host, SocketAddr::new(a.bind, a.port))?;
+    let root_key = hex(&net.root_key());
+    if g.json {
+        println!("{}", json!({ "ok": true, "url": net.url(), "canister": canister.to_text(), "root_key": root_key }));
+    } else {
+        println!("keepsake: local IC network at {}", net.url());
+        println!("canister  {canister}");
+        println!("root key  {root_key}");
+        println!("state     {}", g.state.join(embedded::HOST_DIR).display());
+        println!("try: keepsake --network {} --canister {canister} ls   (Ctrl-C stops)", net.url());
+    }
+    use std::io::Write;
+    std::io::stdout().flush()?;
+    wait_for_stop().await?;
+    eprintln!("keepsake: stopping the network …");
+    tokio::task::spawn_blocking(move || net.shutdown()).await??;
+    eprintln!("keepsake: stopped; state kept in {}", g.state.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Ctrl-C, or SIGTERM on Unix.
+async fn wait_for_stop() -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r?,
+            _ = term.recv() => {}
+        }
+        Ok(())
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c().await?;
+        Ok(())
+    }
+}
