@@ -5,6 +5,9 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
 bash scripts/build.sh
+# agent-js (npm) for the tests that run it against `keepsake serve`.
+source scripts/tools.sh
+ensure_agent_js >/dev/null
 if [ -n "${POCKET_IC_BIN:-}" ]; then
   # The Wasm-level suite also runs on PocketIC (its tests are ignored otherwise).
   cargo test --locked --workspace -- --include-ignored

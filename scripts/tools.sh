@@ -18,3 +18,14 @@ ensure_ic_wasm() {
   fi
   echo "$bin"
 }
+
+# Installs the agent-js test package (tests/agent-js: @icp-sdk/core at the version its
+# package-lock.json pins) and prints its directory. Node 20 and npm are on every CI machine.
+ensure_agent_js() {
+  local dir
+  dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/tests/agent-js"
+  if [ ! -d "$dir/node_modules/@icp-sdk/core" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
+    npm ci --silent --no-audit --no-fund --prefix "$dir" >&2
+  fi
+  echo "$dir"
+}
