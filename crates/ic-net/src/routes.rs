@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use candid::Principal;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS, ACCESS_CONTROL_ALLOW_ORIGIN, CONTENT_TYPE};
 use hyper::{Method, Request as HttpRequest, Response, StatusCode};
@@ -29,6 +29,9 @@ use crate::tree::{self, Effective};
 const SYNC_CALL_WAIT: Duration = Duration::from_secs(10);
 /// The interface version this front speaks.
 const IC_API_VERSION: &str = "0.18.0";
+/// An oversize body is read and dropped up to this size before the 413 (beyond it the
+/// connection is closed).
+const DRAIN_BYTES: u64 = 16 << 20;
 
 type Body = Full<Bytes>;
 
@@ -118,19 +121,35 @@ async fn route(ctx: &Ctx, req: HttpRequest<Incoming>) -> Result<Response<Body>, 
     }
 }
 
-/// The body, refused with 413 past the 2 MiB limit (announced or actual).
+/// The body, refused with 413 past the 2 MiB limit (announced or actual). An oversize
+/// body is still read (and dropped), up to [`DRAIN_BYTES`], so that the client is not
+/// cut off while it writes and sees the 413.
 async fn read_body(req: HttpRequest<Incoming>) -> Result<Vec<u8>, Refused> {
-    let too_large = |n: String| Refused(StatusCode::PAYLOAD_TOO_LARGE, format!("the request body has {n} bytes, more than the limit of {MAX_REQUEST_BYTES}"));
-    if let Some(len) = req.headers().get(hyper::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok()) {
-        if len > MAX_REQUEST_BYTES as u64 {
-            return Err(too_large(len.to_string()));
+    let too_large = |n: u64| {
+        Refused(StatusCode::PAYLOAD_TOO_LARGE, format!("the request body has {n} bytes or more, more than the limit of {MAX_REQUEST_BYTES}"))
+    };
+    let announced = req.headers().get(hyper::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if announced.is_some_and(|n| n > DRAIN_BYTES) {
+        return Err(too_large(announced.unwrap_or_default()));
+    }
+    let mut body = req.into_body();
+    let mut out = Vec::new();
+    let mut seen: u64 = 0;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| Refused::bad(format!("reading the request body failed: {e}")))?;
+        let Ok(data) = frame.into_data() else { continue };
+        seen += data.len() as u64;
+        if seen > DRAIN_BYTES {
+            break;
+        }
+        if seen <= MAX_REQUEST_BYTES as u64 {
+            out.extend_from_slice(&data);
         }
     }
-    match Limited::new(req.into_body(), MAX_REQUEST_BYTES).collect().await {
-        Ok(b) => Ok(b.to_bytes().to_vec()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large("more".into())),
-        Err(e) => Err(Refused::bad(format!("reading the request body failed: {e}"))),
+    if seen > MAX_REQUEST_BYTES as u64 {
+        return Err(too_large(seen));
     }
+    Ok(out)
 }
 
 fn cbor<T: Serialize>(status: StatusCode, value: &T) -> Response<Body> {
@@ -202,9 +221,11 @@ fn reject_response(r: &Reject) -> RejectResponse {
 fn error_code(r: &Reject) -> Option<String> {
     let m = &r.message;
     let code = match r.code {
-        3 if m.contains("not found") || m.contains("does not exist") => "IC0301",
-        3 if m.contains("has no update method") || m.contains("has no query method") || m.contains("method") => "IC0536",
-        3 if m.contains("empty") || m.contains("no Wasm module") => "IC0537",
+        3 if m.contains("not found") => "IC0301",
+        3 if m.contains("method") => "IC0536",
+        5 if m.contains("is empty") => "IC0537",
+        5 if m.contains("is stopped") => "IC0508",
+        5 if m.contains("is stopping") => "IC0509",
         5 if m.contains("trapped") => "IC0503",
         4 if m.contains("inspect_message") => "IC0516",
         _ => return None,

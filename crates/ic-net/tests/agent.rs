@@ -218,12 +218,16 @@ async fn refusals_execute_nothing() {
     match agent.update(&cid, "nope").with_arg(vec![]).call_and_wait().await {
         Err(AgentError::UncertifiedReject { reject, .. }) => {
             assert_eq!(reject.reject_code, RejectCode::DestinationInvalid, "{reject:?}");
+            assert_eq!(reject.error_code.as_deref(), Some("IC0536"), "{reject:?}");
         }
         r => panic!("{r:?}"),
     }
     let missing = ic_host::canister_id_of(77);
     match agent.update(&missing, "bump").with_arg(vec![]).call_and_wait().await {
-        Err(AgentError::UncertifiedReject { reject, .. }) => assert_eq!(reject.reject_code, RejectCode::DestinationInvalid),
+        Err(AgentError::UncertifiedReject { reject, .. }) => {
+            assert_eq!(reject.reject_code, RejectCode::DestinationInvalid);
+            assert_eq!(reject.error_code.as_deref(), Some("IC0301"), "{reject:?}");
+        }
         r => panic!("{r:?}"),
     }
     match agent.query(&cid, "nope").with_arg(vec![]).call().await {
