@@ -241,3 +241,62 @@ async fn refusals_execute_nothing() {
     assert_eq!(count(&agent, cid).await, 0, "a refused request executed");
     net.shutdown().unwrap();
 }
+
+/// Fires once when due: counts in memory word 4 (a query reads it).
+const TIMER_CANISTER: &str = r#"(module
+  (import "ic0" "global_timer_set" (func $timer_set (param i64) (result i64)))
+  (import "ic0" "msg_reply_data_append" (func $append (param i32 i32)))
+  (import "ic0" "msg_reply" (func $reply))
+  (memory 1)
+  (func (export "canister_init") (drop (call $timer_set (i64.const 1))))
+  (func (export "canister_global_timer") (i32.store (i32.const 4) (i32.add (i32.load (i32.const 4)) (i32.const 1))))
+  (func (export "canister_query fired") (call $append (i32.const 4) (i32.const 4)) (call $reply))
+)"#;
+
+/// Tools create and install canisters through the management canister, with the
+/// specification's effective canister id rules; the network runs timers as time passes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn management_canister_creates_installs_and_timers_fire() {
+    use ic_host::management_types as mgmt;
+    let (net, cid) = start();
+    let me = BasicIdentity::from_raw_key(&[21; 32]);
+    let my_principal = me.sender().unwrap();
+    let agent = agent(&net, me).await;
+    let mgmt_id = Principal::management_canister();
+    // Any id of the subnet's range is the effective id of a provisional create.
+    let arg = candid::encode_one(mgmt::ProvisionalCreateCanisterWithCyclesArgs::default()).unwrap();
+    let out = agent.update(&mgmt_id, "provisional_create_canister_with_cycles").with_effective_canister_id(cid).with_arg(arg).call_and_wait().await.unwrap();
+    let new_id = candid::decode_one::<mgmt::CanisterIdRecord>(&out).unwrap().canister_id;
+    assert_ne!(new_id, cid);
+    assert_eq!(agent.read_state_canister_controllers(new_id).await.unwrap(), vec![my_principal]);
+    let install = mgmt::InstallCodeArgs {
+        mode: mgmt::CanisterInstallMode::Install,
+        canister_id: new_id,
+        wasm_module: wat::parse_str(TIMER_CANISTER).unwrap(),
+        arg: vec![],
+        sender_canister_version: None,
+    };
+    let arg = candid::encode_one(&install).unwrap();
+    // The effective id must be the canister acted on.
+    match agent.update(&mgmt_id, "install_code").with_effective_canister_id(cid).with_arg(arg.clone()).call_and_wait().await {
+        Err(AgentError::HttpError(e)) => assert_eq!(e.status, 400),
+        r => panic!("{r:?}"),
+    }
+    agent.update(&mgmt_id, "install_code").with_effective_canister_id(new_id).with_arg(arg).call_and_wait().await.unwrap();
+    // Someone else is not a controller: refused by the management canister.
+    let other = self::agent(&net, BasicIdentity::from_raw_key(&[22; 32])).await;
+    let status = candid::encode_one(mgmt::CanisterIdRecord { canister_id: new_id }).unwrap();
+    assert!(other.update(&mgmt_id, "stop_canister").with_effective_canister_id(new_id).with_arg(status).call_and_wait().await.is_err());
+    // The timer set in init fires without any call (the host thread ticks).
+    let mut fired = 0;
+    for _ in 0..50 {
+        let r = agent.query(&new_id, "fired").with_arg(vec![]).call().await.unwrap();
+        fired = u32::from_le_bytes(r[..4].try_into().unwrap());
+        if fired > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(fired, 1);
+    net.shutdown().unwrap();
+}
