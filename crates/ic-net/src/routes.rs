@@ -49,6 +49,7 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::from_std(listener)?;
     let ctx = Arc::new(Ctx { subnet, exec });
+    let (closing_tx, closing) = tokio::sync::watch::channel(false);
     let mut conns = tokio::task::JoinSet::new();
     loop {
         tokio::select! {
@@ -57,19 +58,29 @@ pub async fn serve(
                 let Ok((stream, _)) = accepted else { continue };
                 let _ = stream.set_nodelay(true);
                 let ctx = ctx.clone();
+                let mut closing = closing.clone();
                 conns.spawn(async move {
                     let svc = hyper::service::service_fn(move |req| {
                         let ctx = ctx.clone();
                         async move { Ok::<_, Infallible>(handle(&ctx, req).await) }
                     });
                     let io = hyper_util::rt::TokioIo::new(stream);
-                    let _ = hyper::server::conn::http1::Builder::new().keep_alive(true).serve_connection(io, svc).await;
+                    let conn = hyper::server::conn::http1::Builder::new().keep_alive(true).serve_connection(io, svc);
+                    tokio::pin!(conn);
+                    tokio::select! {
+                        _ = conn.as_mut() => {}
+                        _ = closing.changed() => {
+                            // Answers the request in flight, if any, then closes.
+                            conn.as_mut().graceful_shutdown();
+                            let _ = conn.await;
+                        }
+                    }
                 });
             }
         }
     }
-    // Requests in flight get a moment to be answered; idle keep-alive connections are dropped.
-    let _ = tokio::time::timeout(Duration::from_secs(2), async { while conns.join_next().await.is_some() {} }).await;
+    let _ = closing_tx.send(true);
+    let _ = tokio::time::timeout(Duration::from_secs(10), async { while conns.join_next().await.is_some() {} }).await;
     conns.abort_all();
     Ok(())
 }

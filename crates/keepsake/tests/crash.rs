@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use backend::api::{BeginArgs, SessionState};
 use candid::Principal;
 use keepsake::embedded::EmbeddedTransport;
+use common::Rng;
 use keepsake::Client;
 use sha2::{Digest, Sha256};
 
@@ -25,20 +26,6 @@ const ROUND_ENV: &str = "KEEPSAKE_CRASH_ROUND";
 
 fn user() -> Principal {
     Principal::from_slice(&[0xC4, 0x45, 0x01])
-}
-
-/// xorshift: the test's only source of randomness (seeded, printed).
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
 }
 
 /// An upload's bytes, from the seed and length written into its session's name.

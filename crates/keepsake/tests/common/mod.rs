@@ -280,3 +280,18 @@ pub fn asset_kinds(v: &serde_json::Value) -> Vec<String> {
 pub fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
     data::file(len, seed)
 }
+
+/// xorshift: the test's only source of randomness (seeded, printed).
+pub struct Rng(pub u64);
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+

@@ -47,6 +47,12 @@ impl Serve {
         }
     }
 
+    /// `kill -9`.
+    pub fn kill9(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
     /// The CLI in network mode against this network, as `me.pem`.
     pub fn cli(&self, cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_keepsake"));
