@@ -8,15 +8,20 @@ ensure_wasm_target() {
   fi
 }
 
-# Prints the path of an ic-wasm binary, installing the npm-packaged one if needed.
-ensure_ic_wasm() {
-  local bin="$TOOLS_DIR/node_modules/@icp-sdk/ic-wasm-linux-x64/bin/ic-wasm"
+# Installs an npm-packaged binary into .tools/ if missing and prints its path:
+# npm_bin <package> <version> <path of the binary inside the package>.
+npm_bin() {
+  local bin="$TOOLS_DIR/node_modules/$1/$3"
   if [ ! -x "$bin" ]; then
     mkdir -p "$TOOLS_DIR"
-    npm install --silent --no-audit --no-fund --prefix "$TOOLS_DIR" \
-      "@icp-sdk/ic-wasm-linux-x64@$IC_WASM_VERSION" >&2
+    npm install --silent --no-audit --no-fund --prefix "$TOOLS_DIR" "$1@$2" >&2
   fi
   echo "$bin"
+}
+
+# Prints the path of an ic-wasm binary, installing the npm-packaged one if needed.
+ensure_ic_wasm() {
+  npm_bin @icp-sdk/ic-wasm-linux-x64 "$IC_WASM_VERSION" bin/ic-wasm
 }
 
 # Installs the agent-js test package (tests/agent-js: @icp-sdk/core at the version its
@@ -28,4 +33,10 @@ ensure_agent_js() {
     npm ci --silent --no-audit --no-fund --prefix "$dir" >&2
   fi
   echo "$dir"
+}
+
+ICP_CLI_VERSION="1.5.0"
+# Prints the path of an icp-cli binary (npm-packaged, Linux x64), installing it if needed.
+ensure_icp_cli() {
+  npm_bin @icp-sdk/icp-cli-linux-x64 "$ICP_CLI_VERSION" bin/icp
 }

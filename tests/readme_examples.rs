@@ -7,23 +7,9 @@ use std::collections::BTreeSet;
 use candid::types::{Type, TypeInner};
 use candid_parser::utils::CandidSource;
 
-/// `(method, argument text)` of each `dfx canister call backend` example.
-fn examples(readme: &str) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    let marker = "dfx canister call backend ";
-    let mut rest = readme;
-    while let Some(at) = rest.find(marker) {
-        rest = &rest[at + marker.len()..];
-        let method: String = rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
-        let after = rest[method.len()..].trim_start_matches(' ');
-        let args = match after.strip_prefix('\'') {
-            Some(quoted) => quoted[..quoted.find('\'').expect("closing quote")].to_string(),
-            None => "()".to_string(),
-        };
-        out.push((method, args));
-    }
-    out
-}
+#[path = "common/readme.rs"]
+mod readme;
+use readme::examples;
 
 #[test]
 fn readme_examples_type_check_against_backend_did() {

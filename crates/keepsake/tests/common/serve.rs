@@ -11,16 +11,23 @@ pub struct Serve {
     child: Child,
     pub url: String,
     pub canister: String,
+    pub root_key: String,
 }
 
 impl Serve {
     pub fn start(state: &Path) -> Serve {
+        Self::start_with(state, &[])
+    }
+
+    /// With more `serve` arguments (e.g. `--controller P`).
+    pub fn start_with(state: &Path, extra: &[&str]) -> Serve {
         let mut child = Command::new(env!("CARGO_BIN_EXE_keepsake"))
             .arg("--state")
             .arg(state)
             .arg("--wasm")
             .arg(wasm())
             .args(["--json", "serve", "--port", "0"])
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -28,8 +35,9 @@ impl Serve {
         let mut line = String::new();
         BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
         let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"));
-        assert_eq!(v["root_key"].as_str().unwrap().len(), 133 * 2);
-        Serve { child, url: v["url"].as_str().unwrap().into(), canister: v["canister"].as_str().unwrap().into() }
+        let root_key = v["root_key"].as_str().unwrap().to_string();
+        assert_eq!(root_key.len(), 133 * 2);
+        Serve { child, url: v["url"].as_str().unwrap().into(), canister: v["canister"].as_str().unwrap().into(), root_key }
     }
 
     /// Ctrl-C: stops cleanly (exit 0) within a few seconds.
