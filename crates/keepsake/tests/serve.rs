@@ -18,7 +18,7 @@ fn cli_uploads_resumes_and_reads_back_through_keepsake_serve() {
     let big = dir.join("video.bin");
     random_file(&big, 30_000_000, 10);
     let photo = dir.join("photo.jpg");
-    std::fs::write(&photo, keepsake::derive::sample_photo(1600, 1200, 3)).unwrap();
+    std::fs::write(&photo, keepsake::derive::sample_photo(2400, 1800, 3)).unwrap();
 
     let net = Serve::start(&state);
     // Stopped after 5 of 17 chunks, as if killed: the second run sends only the rest.
@@ -46,7 +46,7 @@ fn cli_uploads_resumes_and_reads_back_through_keepsake_serve() {
     assert!(get(&net, video_id, "original", "v1.bin") == std::fs::read(&big).unwrap());
     assert_eq!(get(&net, photo_id, "original", "p1.jpg"), std::fs::read(&photo).unwrap());
     let display = get(&net, photo_id, "display", "d1.jpg");
-    assert_eq!(image::load_from_memory(&display).unwrap().width(), 1600.min(2048));
+    assert_eq!(image::load_from_memory(&display).unwrap().width(), 2048, "the display rendition is scaled down");
 
     // Ctrl-C, then a restart on the same folder finds everything.
     net.interrupt();
