@@ -21,6 +21,8 @@ pub use data::{file, sha};
 
 pub use ic_host::Reject;
 
+pub mod http;
+
 pub trait Backend {
     fn name(&self) -> &'static str;
     fn update(&mut self, caller: Principal, method: &str, arg: Vec<u8>) -> Result<Vec<u8>, Reject>;
@@ -44,18 +46,36 @@ pub trait Backend {
     }
 }
 
-/// Declares each scenario `fn name(b: &mut dyn Backend)` as two tests: `embedded::name`
-/// (always; prints the per-method instruction figures) and `pocketic::name` (ignored
+/// Declares each scenario `fn name(b: &mut dyn Backend)` as tests: `embedded::name`
+/// (always; prints the per-method instruction figures), `http::name` (the same host
+/// behind the IC's HTTPS interface, through ic-agent) and `pocketic::name` (ignored
 /// unless run with `--include-ignored`; skips with a message without `POCKET_IC_BIN`).
+/// Scenarios after `; not_over_http:` skip the HTTP variant: there a caller is the
+/// principal of the key that signed, so scenarios that hand principals to the canister
+/// as arguments (members) cannot be reproduced as such.
 #[macro_export]
 macro_rules! on_every_backend {
-    ($($name:ident),* $(,)?) => {
+    ($($name:ident),* $(,)?) => { $crate::on_every_backend!($($name),* ; not_over_http:); };
+    ($($name:ident),* ; not_over_http: $($local:ident),* $(,)?) => {
         mod embedded {
             $(#[test]
             fn $name() {
                 let mut b = $crate::harness::embedded();
                 super::$name(&mut b);
                 println!("[embedded] {}\n{}", stringify!($name), $crate::harness::Backend::report(&b));
+            })*
+            $(#[test]
+            fn $local() {
+                let mut b = $crate::harness::embedded();
+                super::$local(&mut b);
+                println!("[embedded] {}\n{}", stringify!($local), $crate::harness::Backend::report(&b));
+            })*
+        }
+        mod http {
+            $(#[test]
+            fn $name() {
+                let mut b = $crate::harness::http::http();
+                super::$name(&mut b);
             })*
         }
         mod pocketic {
@@ -64,6 +84,13 @@ macro_rules! on_every_backend {
             fn $name() {
                 if let Some(mut b) = $crate::harness::pocketic() {
                     super::$name(&mut b);
+                }
+            })*
+            $(#[test]
+            #[ignore = "PocketIC: set POCKET_IC_BIN and pass --include-ignored (scripts/test.sh does)"]
+            fn $local() {
+                if let Some(mut b) = $crate::harness::pocketic() {
+                    super::$local(&mut b);
                 }
             })*
         }
