@@ -128,6 +128,8 @@ impl<M: Memory + Clone> State<M> {
             readers: c.readers,
             created_at_ns: c.created_at_ns,
             bytes_used: c.bytes_used,
+            reserved_bytes: None,
+            invited: None,
         }
     }
 }

@@ -62,6 +62,8 @@ impl<M: Memory + Clone> State<M> {
             memories: h.memory_count,
             gc_pending_bytes: h.gc_pending_bytes,
             bytes_freed_total: h.bytes_freed_total,
+            reserved_bytes: None,
+            stored_bytes: None,
         }
     }
 

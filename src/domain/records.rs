@@ -68,6 +68,12 @@ impl Config {
             hash_bytes_per_message: HASH_BYTES_PER_MESSAGE,
             max_read_bytes: MAX_READ_BYTES,
             max_capsule_bytes: self.max_capsule_bytes,
+            max_capsules_per_caller: None,
+            max_capsules: None,
+            max_stored_bytes: None,
+            max_members_per_capsule: None,
+            max_chunks_per_upload: None,
+            max_reply_bytes: None,
         }
     }
 }

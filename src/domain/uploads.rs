@@ -536,5 +536,6 @@ pub(crate) fn blob_meta(b: &BlobRecord) -> BlobMeta {
         name: b.name.clone(),
         created_at_ns: b.created_at_ns,
         session_id: b.session_id,
+        refs: None,
     }
 }
