@@ -99,6 +99,17 @@ fn refused(r: &api::Result<impl std::fmt::Debug>) -> bool {
     matches!(r, Err(Error::Unauthorized(_)) | Err(Error::NotFound(_)))
 }
 
+/// A chunk refused as `Unauthorized` / `NotFound`, or turned away by
+/// `canister_inspect_message` before it ran.
+fn put_refused(b: &mut dyn Backend, who: Principal, s: &Session, idx: u32, data: &[u8]) -> bool {
+    let cs = s.chunk_size as usize;
+    let bytes = ByteBuf::from(data[idx as usize * cs..((idx as usize + 1) * cs).min(data.len())].to_vec());
+    match b.try_update::<_, api::Result<PutChunkOk>>(who, "uploads_put_chunk", (s.id, idx, bytes)) {
+        Ok(r) => refused(&r),
+        Err(rej) => rej.code == reject_code::CANISTER_REJECT,
+    }
+}
+
 fn digest(data: &[u8]) -> ByteBuf {
     ByteBuf::from(sha(data))
 }
@@ -122,11 +133,14 @@ fn f1_revoked_writers_are_refused_at_their_next_call(b: &mut dyn Backend) {
     set_member(b, owner, cap, demoted, Role::Reader).unwrap();
     remove_member(b, left, cap, left).unwrap();
     for (w, s) in &sessions {
-        let r = b.put(*w, s, 1, &data);
-        assert!(refused(&r), "a revoked writer put a chunk: {r:?}");
+        assert!(put_refused(b, *w, s, 1, &data), "a revoked writer put a chunk");
         let r: api::Result<BlobMeta> = b.call(*w, "uploads_finish", (s.id, digest(&data), data.len() as u64));
-        assert!(refused(&r), "a revoked writer finished: {r:?}");
+        assert!(r.is_err(), "a revoked writer finished: {r:?}");
     }
+    // Their sessions ended with their rights, and gave back what they reserved.
+    let c: api::Result<Capsule> = b.q(owner, "capsules_get", (cap,));
+    assert_eq!(c.unwrap().reserved_bytes, Some(0));
+    assert_eq!(b.stats().open_sessions, 0);
 }
 
 /// Owners and controllers abort any session of their capsule; readers and strangers
