@@ -34,6 +34,9 @@ impl<M: Memory + Clone> State<M> {
 
     /// Can `capsule` take `add` more bytes, and can the canister?
     pub(crate) fn check_space(&self, capsule: &CapsuleRecord, add: u64) -> Result<()> {
+        if add == 0 {
+            return Ok(()); // nothing new to store (a memory of blobs the capsule has)
+        }
         let cfg = self.st.config();
         let held = capsule.bytes_used.saturating_add(capsule.reserved_bytes);
         if held.saturating_add(add) > cfg.max_capsule_bytes {
