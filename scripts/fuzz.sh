@@ -24,11 +24,15 @@ export RUSTC_BOOTSTRAP=1
 cd fuzz
 "$CARGO_FUZZ" build -s none endpoints
 mkdir -p corpus/endpoints corpus/run
+# Seeds: a few random inputs long enough for whole call sequences.
+for i in $(seq 1 16); do
+  [ -e "corpus/run/seed-$i" ] || head -c $((256 * i)) /dev/urandom > "corpus/run/seed-$i"
+done
 LOG="$ROOT/target/fuzz-endpoints.log"
 set +e
 "$CARGO_FUZZ" run -s none endpoints corpus/run corpus/endpoints -- \
-  -max_total_time="$SECS" -max_len=4096 -rss_limit_mb=6144 -print_final_stats=1 -jobs=1 \
-  2>&1 | tee "$LOG" | grep -E "^#[0-9]+ +(INITED|REDUCE|NEW|pulse|DONE)" | tail -n 3
+  -max_total_time="$SECS" -max_len=4096 -len_control=0 -rss_limit_mb=6144 -print_final_stats=1 \
+  2>&1 | tee "$LOG" | grep -E "^#[0-9]+[[:space:]]+(INITED|pulse|DONE)" | tail -n 3
 STATUS=${PIPESTATUS[0]}
 set -e
 # Keep only inputs that add coverage, for CI to replay.
@@ -37,7 +41,7 @@ rm -rf corpus/run
 
 echo "---- figures ($SECS s) ----"
 grep -E "^stat::(number_of_executed_units|average_exec_per_sec|new_units_added|peak_rss_mb)" "$LOG" || true
-LAST="$(grep -E "^#[0-9]+ " "$LOG" | tail -n 1)"
+LAST="$(grep -E "^#[0-9]+[[:space:]]" "$LOG" | tail -n 1 || true)"
 echo "last status: $LAST"
 echo "corpus kept for CI: $(ls corpus/endpoints | wc -l) inputs"
 if [ "$STATUS" -ne 0 ]; then

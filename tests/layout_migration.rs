@@ -269,3 +269,40 @@ fn layout_v2_state_upgrades_to_the_current_layout() {
     let s = b.begin(bob, 2, 10, None);
     assert_eq!(s.capsule_id, 2);
 }
+
+/// What the 2 → 3 migration costs per record: layout-2 state with many blobs and open
+/// sessions, written by the layout-2 Wasm, upgraded to the current one. Run with
+/// `KEEPSAKE_V2_WASM=<layout-2 backend.wasm> cargo test --test layout_migration
+/// migration_cost -- --ignored --nocapture`.
+#[test]
+#[ignore = "needs the layout-2 Wasm; prints the migration's cost per record"]
+fn migration_cost_per_record() {
+    let v2 = std::fs::read(std::env::var("KEEPSAKE_V2_WASM").expect("KEEPSAKE_V2_WASM")).unwrap();
+    let mut figures = Vec::new();
+    for n in [200u64, 1000] {
+        let host = ic_host::Host::new(&v2, &candid::encode_args(()).unwrap()).unwrap();
+        let mut e = Embedded::from_host(host);
+        let b: &mut dyn Backend = &mut e;
+        let alice = user(1);
+        let cap = b.capsule(alice);
+        for i in 0..n {
+            let data = file(100, 10_000 + i);
+            b.upload(alice, cap, &data, None);
+            let s = b.begin(alice, cap, 100, None);
+            if i % 2 == 0 {
+                b.put(alice, &s, 0, &data).unwrap();
+            }
+            if i % 64 == 63 {
+                // stay under the live-session limit: those sessions end
+                b.advance_time(Duration::from_secs(25 * 3600));
+            }
+        }
+        let cost = e.host.upgrade(canister_wasm(), &candid::encode_args(()).unwrap()).unwrap();
+        let st: Stats = (&mut e as &mut dyn Backend).stats();
+        assert_eq!(st.layout_version, backend::storage::LAYOUT_VERSION);
+        println!("{n} blobs: migration + post_upgrade {} instructions", cost.instructions);
+        figures.push((n, cost.instructions));
+    }
+    let per = (figures[1].1 - figures[0].1) as f64 / (figures[1].0 - figures[0].0) as f64;
+    println!("~{per:.0} instructions per blob (with its session record); 300 B allow ~{:.1} M", 3e11 / per / 1e6);
+}

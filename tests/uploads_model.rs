@@ -334,9 +334,7 @@ impl Run {
                 if conflicting {
                     bytes[0] ^= 0xff;
                 }
-                let want = if s.gone {
-                    Kind::NotFound
-                } else if !self.m.visible(who, s) {
+                let want = if s.gone || !self.m.visible(who, s) {
                     Kind::NotFound
                 } else if s.owner != who || self.m.role(who, s.cap) < Some(Role::Writer) {
                     Kind::Unauthorized
@@ -396,7 +394,7 @@ impl Run {
                     Err(k) => k,
                     Ok(()) => {
                         let c = self.m.cap(cap).unwrap();
-                        if let Some(_) = c.members.get(&who) {
+                        if c.members.contains_key(&who) {
                             let owners: Vec<usize> = c.members.iter().filter(|(_, r)| **r == Role::Owner).map(|(p, _)| *p).collect();
                             if role != Role::Owner && owners == [who] {
                                 Kind::Conflict

@@ -101,16 +101,16 @@ mod tests {
     #[test]
     fn pages_stop_at_the_count_and_at_the_bytes() {
         let sizes = [10u64, 20, 30, 40, 50];
-        let (items, next) = collect_page(0..5u32, 2, |k| Some(k), |k| sizes[*k as usize], |k| k);
+        let (items, next) = collect_page(0..5u32, 2, Some, |k| sizes[*k as usize], |k| k);
         assert_eq!((items, next), (vec![0, 1], Some(1)));
-        let (items, next) = collect_page(2..5u32, 50, |k| Some(k), |k| sizes[*k as usize], |k| k);
+        let (items, next) = collect_page(2..5u32, 50, Some, |k| sizes[*k as usize], |k| k);
         assert_eq!((items, next), (vec![2, 3, 4], None));
         // bytes: each item takes half the budget, so two fit
         let half = (MAX_REPLY_BYTES - ENVELOPE) / 2;
-        let (items, next) = collect_page(0..5u32, 50, |k| Some(k), |_| half, |k| k);
+        let (items, next) = collect_page(0..5u32, 50, Some, |_| half, |k| k);
         assert_eq!((items, next), (vec![0, 1], Some(1)));
         // one item always goes out, even if it alone were larger
-        let (items, _) = collect_page(0..5u32, 50, |k| Some(k), |_| MAX_REPLY_BYTES * 2, |k| k);
+        let (items, _) = collect_page(0..5u32, 50, Some, |_| MAX_REPLY_BYTES * 2, |k| k);
         assert_eq!(items, vec![0]);
         // skipped keys move the cursor
         let (items, next) = collect_page(0..5u32, 50, |k| (k % 2 == 0).then_some(k), |_| 1, |k| k);
@@ -262,7 +262,7 @@ mod tests {
         };
         assert_bound(&[crate::domain::uploads::blob_meta(&blob)], blob_size(&blob));
         let inv = crate::api::Invitation { capsule_id: u64::MAX, capsule_name: long(MAX_TEXT_LEN), role: Role::Owner };
-        assert_bound(&[inv.clone()], invitation_size(&inv.capsule_name));
+        assert_bound(std::slice::from_ref(&inv), invitation_size(&inv.capsule_name));
     }
 
     /// Fifty of `item` encode within fifty bounds plus the envelope.
