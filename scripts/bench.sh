@@ -71,3 +71,9 @@ echo "bench: building and running keepsake-bench" >&2
 # ic-host caches compiled modules under the target dir: a second run skips compilation.
 export IC_HOST_CACHE_DIR="${IC_HOST_CACHE_DIR:-$BENCH_TARGET/ic-host-cache}"
 cargo run --quiet --locked -p keepsake-bench -- "${ARGS[@]}"
+if [ "$SMOKE" = 1 ]; then
+  # The page store's durability figures (scripts/bench-store.sh runs them in full).
+  STORE_DIR="$BENCH_TARGET/store-smoke"
+  cargo run --quiet --locked -p keepsake-bench -- --backend "$BACKEND" --store "$STORE_DIR" --smoke
+  rm -rf "$STORE_DIR"
+fi

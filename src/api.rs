@@ -387,3 +387,33 @@ pub struct GcReport {
     /// True when work is left for the next pass.
     pub more: bool,
 }
+
+/// `http_request` argument: the HTTP gateway interface's `HttpRequest`.
+#[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct HttpRequest {
+    pub method: String,
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub body: ByteBuf,
+    /// Highest response verification version the gateway supports (2 = certified
+    /// headers and status, which every response here uses).
+    pub certificate_version: Option<u16>,
+}
+
+/// `http_request` reply: the HTTP gateway interface's `HttpResponse`.
+#[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct HttpResponse {
+    pub status_code: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: ByteBuf,
+    pub upgrade: Option<bool>,
+}
+
+/// An expiring link to one asset of a memory (`links_create`).
+#[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct Link {
+    /// `/m/<memory>/<kind>?token=…`: append it to the canister's HTTP origin.
+    pub path: String,
+    pub token: String,
+    pub expires_at_ns: u64,
+}

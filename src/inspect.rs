@@ -16,18 +16,20 @@ use crate::api::{AssetInput, AssetKind, BeginArgs, CapsuleCreateArgs, ConfigUpda
 use crate::domain::records::{MAX_CHUNK_SIZE, MAX_INLINE_BYTES};
 
 /// Every update method; `arg_decodes` knows the argument types of each.
-pub const UPDATE_METHODS: [&str; 16] = [
+pub const UPDATE_METHODS: [&str; 18] = [
     "admin_gc",
     "admin_set_config",
     "blobs_delete",
     "capsules_accept",
     "capsules_create",
     "capsules_remove_member",
+    "capsules_rotate_link_key",
     "capsules_set_member",
     "memories_add_asset",
     "memories_create",
     "memories_delete",
     "memories_remove_asset",
+    "memories_set_public",
     "memories_update",
     "uploads_abort",
     "uploads_begin",
@@ -52,13 +54,14 @@ pub fn arg_decodes(method: &str, arg: &[u8]) -> Option<bool> {
     let ok = match method {
         "admin_gc" => decode::<()>(arg).is_some(),
         "admin_set_config" => decode::<(ConfigUpdate,)>(arg).is_some(),
-        "blobs_delete" | "capsules_accept" | "memories_delete" | "uploads_abort" => decode::<(u64,)>(arg).is_some(),
+        "blobs_delete" | "capsules_accept" | "capsules_rotate_link_key" | "memories_delete" | "uploads_abort" => decode::<(u64,)>(arg).is_some(),
         "capsules_create" => decode::<(CapsuleCreateArgs,)>(arg).is_some(),
         "capsules_remove_member" => decode::<(u64, Principal)>(arg).is_some(),
         "capsules_set_member" => decode::<(u64, Principal, Role)>(arg).is_some(),
         "memories_add_asset" => decode::<(u64, AssetInput)>(arg).is_some(),
         "memories_create" => decode::<(MemoryCreateArgs,)>(arg).is_some(),
         "memories_remove_asset" => decode::<(u64, AssetKind)>(arg).is_some(),
+        "memories_set_public" => decode::<(u64, bool)>(arg).is_some(),
         "memories_update" => decode::<(u64, MemoryMeta)>(arg).is_some(),
         "uploads_begin" => decode::<(BeginArgs,)>(arg).is_some(),
         "uploads_finish" => decode::<(u64, ByteBuf, u64)>(arg).is_some(),

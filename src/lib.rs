@@ -29,7 +29,12 @@ fn with_state<R>(f: impl FnOnce(&mut State<DefaultMemoryImpl>) -> R) -> R {
         let state = s.get_or_insert_with(|| {
             State::open(DefaultMemoryImpl::default()).unwrap_or_else(|e| ic_cdk::trap(e))
         });
-        f(state)
+        let r = f(state);
+        // Only updates change the HTTP certification tree: certify its new root.
+        if state.http_take_dirty() {
+            ic_cdk::api::certified_data_set(state.http_root_hash());
+        }
+        r
     })
 }
 
@@ -46,6 +51,7 @@ fn is_controller(p: &Principal) -> bool {
 fn init() {
     with_state(|_| ());
     start_housekeeping();
+    start_http();
 }
 
 /// Everything lives in stable memory: opening the layout (and migrating it, if the
@@ -55,6 +61,28 @@ fn init() {
 fn post_upgrade() {
     with_state(|_| ());
     start_housekeeping();
+    start_http();
+}
+
+/// HTTP serving after install or upgrade: rebuild the certification tree in bounded
+/// passes (never here: an upgrade must cost the same whatever is stored), and fetch the
+/// link secret from `raw_rand` once.
+fn start_http() {
+    ic_cdk_timers::set_timer(Duration::ZERO, async { http_certify_pass() });
+    if !with_state(|s| s.has_link_secret()) {
+        ic_cdk_timers::set_timer(Duration::ZERO, async {
+            let reply = ic_cdk::call::Call::unbounded_wait(Principal::management_canister(), "raw_rand").await;
+            if let Ok(bytes) = reply.map_err(|_| ()).and_then(|r| r.candid::<ByteBuf>().map_err(|_| ())) {
+                with_state(|s| s.set_link_secret(&bytes));
+            }
+        });
+    }
+}
+
+fn http_certify_pass() {
+    if with_state(|s| s.http_rebuild_step()).more {
+        ic_cdk_timers::set_timer(Duration::ZERO, async { http_certify_pass() });
+    }
 }
 
 /// How often housekeeping looks for expired sessions and chunks to free.
@@ -275,6 +303,32 @@ fn admin_set_config(update: ConfigUpdate) -> Result<UploadConfig> {
 fn admin_gc() -> Result<GcReport> {
     let ctx = ctx();
     with_state(|s| s.admin_gc(&ctx))
+}
+
+/// Serves memories over HTTP, certified (see README "Photos and videos over HTTP").
+#[query]
+fn http_request(req: HttpRequest) -> HttpResponse {
+    let ctx = ctx();
+    let cert = ic_cdk::api::data_certificate();
+    with_state(|s| s.http_request(&ctx, &req, cert.as_deref()))
+}
+
+#[query]
+fn links_create(memory_id: u64, kind: AssetKind, ttl_secs: u64) -> Result<Link> {
+    let ctx = ctx();
+    with_state(|s| s.links_create(&ctx, memory_id, kind, ttl_secs))
+}
+
+#[update]
+fn capsules_rotate_link_key(capsule_id: u64) -> Result<u32> {
+    let ctx = ctx();
+    with_state(|s| s.capsules_rotate_link_key(&ctx, capsule_id))
+}
+
+#[update]
+fn memories_set_public(memory_id: u64, public: bool) -> Result<()> {
+    let ctx = ctx();
+    with_state(|s| s.memories_set_public(&ctx, memory_id, public))
 }
 
 candid::export_service!();

@@ -3,7 +3,8 @@
 //!
 //! `tests/fixtures/layout_v1.state.gz` is an embedded-host state file (stable memory)
 //! written by the layout-v1 canister (commit "Wasm-level scenario suite…", before
-//! memories existed) with `write_layout_v1_fixture` below:
+//! memories existed) with `write_layout_v1_fixture` of commit 995d3ad (the host wrote
+//! that single-file format then; it only reads it now):
 //! - capsule 1 owned by user(1), user(2) unknown to it;
 //! - blob 1: 300,000 bytes (seed 101), blob 2: 100 bytes (seed 102), both finished;
 //! - session 3: 150,000 bytes (seed 103) in 64 KiB chunks, chunks 0 and 2 of 3
@@ -11,11 +12,12 @@
 //! - session 4: aborted.
 //!
 //! `tests/fixtures/layout_v2.state.gz` was written the same way by the layout-2 canister
-//! (commit 611fba5) with `write_layout_v2_fixture`; what it holds is listed there.
+//! (commit 611fba5) with `write_layout_v2_fixture` of commit ffafb6a; what it holds is
+//! listed at `LAYOUT_V2` below.
 
 mod harness;
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -25,37 +27,6 @@ use serde_bytes::ByteBuf;
 
 fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("tests/fixtures/{name}.state.gz"))
-}
-
-fn save_fixture(e: &Embedded, name: &str) {
-    let tmp = std::env::temp_dir().join(format!("keepsake-{name}.state"));
-    e.host.save_state(&tmp).unwrap();
-    let raw = std::fs::read(&tmp).unwrap();
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
-    gz.write_all(&raw).unwrap();
-    std::fs::write(fixture(name), gz.finish().unwrap()).unwrap();
-}
-
-/// Regenerate only with the layout-v1 Wasm: `KEEPSAKE_WASM=<v1 backend.wasm> cargo test
-/// --test layout_migration write_layout_v1_fixture -- --ignored`.
-#[test]
-#[ignore = "writes the fixture; needs the layout-v1 Wasm"]
-fn write_layout_v1_fixture() {
-    let mut e = embedded();
-    let b: &mut dyn Backend = &mut e;
-    let alice = user(1);
-    let cap = b.capsule(alice);
-    assert_eq!(cap, 1);
-    b.upload(alice, cap, &file(300_000, 101), Some("p1"));
-    b.upload(alice, cap, &file(100, 102), None);
-    let open = file(150_000, 103);
-    let s = b.begin_chunked(alice, cap, open.len(), Some("p3"), Some(65_536));
-    b.put(alice, &s, 0, &open).unwrap();
-    b.put(alice, &s, 2, &open).unwrap();
-    let aborted = b.begin(alice, cap, 10, None);
-    let r: api::Result<()> = b.call(alice, "uploads_abort", (aborted.id,));
-    r.unwrap();
-    save_fixture(&e, "layout_v1");
 }
 
 fn load_fixture() -> Embedded {
@@ -121,8 +92,9 @@ fn layout_v1_state_upgrades_to_the_current_layout() {
 
 const KIB64: u32 = 65_536;
 
-/// Regenerate only with the layout-2 Wasm (commit 611fba5): `KEEPSAKE_WASM=<that
-/// backend.wasm> cargo test --test layout_migration write_layout_v2_fixture -- --ignored`.
+/// The layout-2 fixture, written by the layout-2 Wasm (commit 611fba5) with
+/// `write_layout_v2_fixture` of commit ffafb6a (the host wrote the single-file state
+/// format then; it only reads it now).
 /// It holds:
 /// - capsule 1 owned by user(1), user(2) writer, user(3) reader; capsule 2 owned by
 ///   user(2); config: 50 GB per capsule, a 2-day session TTL;
@@ -135,77 +107,13 @@ const KIB64: u32 = 65_536;
 /// - session 6: user(1), 150,000 bytes (seed 205) in 64 KiB chunks, chunks 0 and 2
 ///   received, open; session 7: user(2), 3 x 64 KiB (seed 206), chunk 1 received,
 ///   open; session 8: aborted.
-#[test]
-#[ignore = "writes the fixture; needs the layout-2 Wasm"]
-fn write_layout_v2_fixture() {
-    let mut e = embedded();
-    let b: &mut dyn Backend = &mut e;
-    let (alice, bob, carol) = (user(1), user(2), user(3));
-    let r: api::Result<UploadConfig> = b.call(
-        controller(),
-        "admin_set_config",
-        (ConfigUpdate { max_capsule_bytes: Some(50_000_000_000), session_ttl_ns: Some(2 * 86_400_000_000_000), ..Default::default() },),
-    );
-    r.unwrap();
-    let cap = b.capsule(alice);
-    for (p, role) in [(bob, Role::Writer), (carol, Role::Reader)] {
-        let r: api::Result<Capsule> = b.call(alice, "capsules_set_member", (cap, p, role));
-        r.unwrap();
-    }
-    let cap2 = b.capsule(bob);
-    assert_eq!((cap, cap2), (1, 2));
-    let b1 = b.upload(alice, cap, &file(300_000, 201), Some("p1"));
-    let b2 = b.upload(alice, cap, &file(100, 203), None);
-    let b3 = b.upload(bob, cap2, &file(2_000_000, 204), None);
-    let b4 = b.upload(alice, cap, &file(70_000, 207), None);
-    assert_eq!((b1.id, b2.id, b3.id, b4.id), (1, 2, 3, 4));
-    let m1 = memory(b, alice, cap, vec![blob_asset(AssetKind::Original, 1), inline(AssetKind::Placeholder, file(900, 202))]);
-    let m2 = memory(b, bob, cap2, vec![blob_asset(AssetKind::Original, 3)]);
-    let m3 = memory(b, alice, cap, vec![blob_asset(AssetKind::Original, 4)]);
-    assert_eq!((m1, m2, m3), (1, 2, 3));
-    let r: api::Result<()> = b.call(alice, "memories_delete", (m3,));
-    r.unwrap();
-    let again = b.upload(alice, cap, &file(300_000, 201), None);
-    assert_eq!(again.id, 1, "dedup");
-    let open = file(150_000, 205);
-    let s6 = b.begin_chunked(alice, cap, open.len(), Some("p6"), Some(KIB64));
-    b.put(alice, &s6, 0, &open).unwrap();
-    b.put(alice, &s6, 2, &open).unwrap();
-    let bobs = file(3 * KIB64 as usize, 206);
-    let s7 = b.begin_chunked(bob, cap, bobs.len(), None, Some(KIB64));
-    b.put(bob, &s7, 1, &bobs).unwrap();
-    let s8 = b.begin(alice, cap, 10, None);
-    let r: api::Result<()> = b.call(alice, "uploads_abort", (s8.id,));
-    r.unwrap();
-    assert_eq!((s6.id, s7.id, s8.id), (6, 7, 8));
-    assert_eq!(b.stats().gc_pending_bytes, 370_000, "blob 4 and session 5's chunks");
-    save_fixture(&e, "layout_v2");
-}
-
-fn memory(b: &mut dyn Backend, who: candid::Principal, cap: u64, assets: Vec<AssetInput>) -> u64 {
-    let args = MemoryCreateArgs {
-        capsule_id: cap,
-        meta: MemoryMeta { title: "m".into(), kind: MemoryKind::Photo, description: "d".into(), taken_at_ns: Some(7), tags: vec!["t".into()] },
-        assets,
-        idempotency_key: None,
-    };
-    let r: api::Result<Memory> = b.call(who, "memories_create", (args,));
-    r.unwrap().id
-}
-
-fn blob_asset(kind: AssetKind, id: u64) -> AssetInput {
-    AssetInput { kind, source: AssetSource::Blob(id), mime: "image/jpeg".into(), width: Some(4), height: Some(3), duration_ms: None }
-}
-
-fn inline(kind: AssetKind, bytes: Vec<u8>) -> AssetInput {
-    AssetInput { kind, source: AssetSource::Inline(ByteBuf::from(bytes)), mime: "image/jpeg".into(), width: None, height: None, duration_ms: None }
-}
+const LAYOUT_V2: &str = "layout_v2";
 
 /// Real layout-2 state upgraded to layout 3: every byte is still there, the new indexes
 /// and reservations are built from it, and everything keeps working.
 #[test]
 fn layout_v2_state_upgrades_to_the_current_layout() {
-    let mut e = load("layout_v2");
+    let mut e = load(LAYOUT_V2);
     let b: &mut dyn Backend = &mut e;
     let (alice, bob, carol) = (user(1), user(2), user(3));
     let st = b.stats();

@@ -69,6 +69,7 @@ impl<M: Memory + Clone> State<M> {
             budget = budget.saturating_sub((found.len() as u32).max(1));
             for (key, c) in &found {
                 self.st.chunks.remove(key);
+                self.st.http.digests.remove(key);
                 self.st.arena.free(c.offset, u64::from(c.len));
                 self.st.hdr.gc_pending_bytes = self.st.hdr.gc_pending_bytes.saturating_sub(u64::from(c.len));
                 self.st.hdr.bytes_freed_total += u64::from(c.len);

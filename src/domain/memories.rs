@@ -103,6 +103,7 @@ impl<M: StableMemory + Clone> State<M> {
         }
         self.add_capsule_bytes(capsule.id, inline_bytes as i64);
         self.st.save_header();
+        self.http_memory_changed(id);
         Ok(self.memory_view(&rec))
     }
 
@@ -151,6 +152,7 @@ impl<M: StableMemory + Clone> State<M> {
         self.st.memories.insert(id, Cbor(rec.clone()));
         self.add_capsule_bytes(rec.capsule_id, inline_bytes as i64);
         self.st.save_header();
+        self.http_memory_changed(id);
         Ok(self.memory_view(&rec))
     }
 
@@ -164,6 +166,7 @@ impl<M: StableMemory + Clone> State<M> {
         rec.updated_at_ns = ctx.now;
         self.st.memories.insert(id, Cbor(rec.clone()));
         self.st.save_header();
+        self.http_memory_changed(id);
         Ok(self.memory_view(&rec))
     }
 
@@ -182,6 +185,7 @@ impl<M: StableMemory + Clone> State<M> {
         }
         self.st.hdr.memory_count -= 1;
         self.st.save_header();
+        self.http_memory_changed(id);
         Ok(())
     }
 

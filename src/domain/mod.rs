@@ -6,6 +6,9 @@ pub mod access;
 pub mod blobs;
 pub mod capsules;
 pub mod gc;
+pub mod http;
+pub mod http_cert;
+pub mod links;
 pub mod members;
 pub mod memories;
 pub mod pages;
@@ -39,11 +42,13 @@ pub struct State<M: Memory> {
     /// Live rolling hashers by session id, with the chunk count they cover. A cache of
     /// the serialized state in the session record, never the only copy.
     pub(crate) hashers: HashMap<u64, (u32, Sha256)>,
+    /// The HTTP certification tree (a heap cache of stable state, see `http_cert`).
+    pub(crate) http: http_cert::HttpCache,
 }
 
 impl<M: Memory + Clone> State<M> {
     pub fn open(memory: M) -> std::result::Result<Self, String> {
-        Ok(State { st: Stable::open(memory)?, hashers: HashMap::new() })
+        Ok(State { st: Stable::open(memory)?, hashers: HashMap::new(), http: http_cert::HttpCache::default() })
     }
 
     pub fn upload_config(&self) -> UploadConfig {

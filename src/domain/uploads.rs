@@ -205,6 +205,10 @@ impl<M: Memory + Clone> State<M> {
         let offset = self.alloc(u64::from(want))?;
         self.st.arena.write(offset, bytes);
         self.st.chunks.insert(key, ChunkRef { offset, len: want });
+        if rec.chunk_count > 1 {
+            // The body hash of this chunk's certified HTTP 206 response.
+            self.st.http.digests.insert(key, Sha256::digest(bytes).into());
+        }
         rec.received_chunks += 1;
         rec.received_bytes += u64::from(want);
         let expires = ctx.now.saturating_add(self.st.config().session_ttl_ns);

@@ -29,7 +29,11 @@ impl<M: Memory + Clone> Stable<M> {
     ///   its `(capsule, blob)` entry, and its creating session's `finished` entry;
     /// - every open session reserves its declared size in its capsule and the header,
     ///   and gets its `(capsule, session)` entry; finished ones their `finished` entry;
-    /// - every capsule counts for its first owner's created capsules.
+    /// - every capsule counts for its first owner's created capsules;
+    /// - HTTP serving's structures (MemoryIds 23-27) start empty and nothing stored needs
+    ///   rewriting for them: chunk digests of multi-chunk blobs uploaded before layout 3
+    ///   are computed later, in bounded background passes (`domain::http` backfills them
+    ///   before certifying an asset), and memories start private, as they were.
     pub(super) fn migrate_v2_to_v3(&mut self) {
         for e in self.blobs.iter() {
             let b = e.value().0;

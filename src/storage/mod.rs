@@ -12,6 +12,7 @@
 //! live in a dedicated virtual memory managed by [`arena::Arena`].
 
 pub mod arena;
+pub mod http;
 pub mod keys;
 mod migrate;
 
@@ -34,7 +35,9 @@ pub use keys::{ChunkKey, ChunkRef, DedupEntry, GcItem, MemberKey, OwnerSessionKe
 /// - 3: invitations, open sessions by capsule, capsules created per principal, blobs
 ///   by capsule, the blob of every finished session, and a dedup index with one entry
 ///   per blob (MemoryIds 17-22; 14 is retired); reserved bytes in capsules and header.
-///   Migration: `migrate_v2_to_v3`.
+///   Plus HTTP serving: chunk body digests, link secret, public memories, the
+///   content-addressed index, link-key versions (MemoryIds 23-27, [`http::HttpStable`]).
+///   Migration: `migrate_v2_to_v3` (both parts, in `migrate.rs`).
 pub const LAYOUT_VERSION: u32 = 3;
 const MAGIC: [u8; 4] = *b"KSK1";
 
@@ -68,6 +71,12 @@ const MEM_PRINCIPALS: MemoryId = MemoryId::new(19);
 const MEM_CAPSULE_BLOBS: MemoryId = MemoryId::new(20);
 const MEM_FINISHED: MemoryId = MemoryId::new(21);
 const MEM_DEDUP: MemoryId = MemoryId::new(22);
+// Layout 3, HTTP serving.
+const MEM_HTTP_DIGESTS: MemoryId = MemoryId::new(23);
+const MEM_HTTP_META: MemoryId = MemoryId::new(24);
+const MEM_HTTP_PUBLIC: MemoryId = MemoryId::new(25);
+const MEM_HTTP_PUBLIC_SHA: MemoryId = MemoryId::new(26);
+const MEM_HTTP_LINK_KEYS: MemoryId = MemoryId::new(27);
 
 pub type VMem<M> = VirtualMemory<M>;
 
@@ -197,6 +206,8 @@ pub struct Stable<M: Memory> {
     /// `session -> blob` for every finished session, so a retried finish gets its
     /// answer after the session record is gone.
     pub finished: StableBTreeMap<u64, u64, VMem<M>>,
+    /// HTTP serving (layout 3).
+    pub http: http::HttpStable<M>,
     /// Heap copy of the header; written back with [`Stable::save_header`].
     pub hdr: Header,
     raw: M,
@@ -248,6 +259,16 @@ impl<M: Memory + Clone> Stable<M> {
             principals: StableBTreeMap::init(mm.get(MEM_PRINCIPALS)),
             capsule_blobs: StableBTreeMap::init(mm.get(MEM_CAPSULE_BLOBS)),
             finished: StableBTreeMap::init(mm.get(MEM_FINISHED)),
+            http: http::HttpStable::open(
+                &mm,
+                http::HttpMemoryIds {
+                    digests: MEM_HTTP_DIGESTS,
+                    meta: MEM_HTTP_META,
+                    public: MEM_HTTP_PUBLIC,
+                    public_sha: MEM_HTTP_PUBLIC_SHA,
+                    link_key_versions: MEM_HTTP_LINK_KEYS,
+                },
+            ),
             header,
             hdr,
             raw: memory,

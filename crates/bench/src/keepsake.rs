@@ -22,7 +22,11 @@ pub struct Canister {
 
 impl Canister {
     pub fn install(wasm: &[u8]) -> Result<Self> {
-        let mut host = Host::new(wasm, &candid::encode_args(())?)?;
+        Self::on(Host::new(wasm, &candid::encode_args(())?)?)
+    }
+
+    /// The backend installed as `host`'s default canister, with a capsule.
+    pub fn on(mut host: Host) -> Result<Self> {
         host.set_system_api_metering(true);
         let (capsule, _): (Res<Capsule>, _) =
             ok(&mut host, true, USER, "capsules_create", (CapsuleCreateArgs { name: "bench".into() },), 0)?;

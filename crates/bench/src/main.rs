@@ -12,6 +12,7 @@ mod data;
 mod keepsake;
 mod meter;
 mod report;
+mod store;
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -31,6 +32,8 @@ pub struct Args {
     /// Other builds of the backend to compare: (name, path, calibration variant).
     variants: Vec<(String, PathBuf, String)>,
     out: PathBuf,
+    /// `--store DIR`: only the durability figures of the page store, in DIR.
+    store: Option<PathBuf>,
 }
 
 fn parse_args() -> Result<Args> {
@@ -40,6 +43,7 @@ fn parse_args() -> Result<Args> {
         backend: PathBuf::from("target/canister/backend.wasm"),
         variants: Vec::new(),
         out: PathBuf::from("bench"),
+        store: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -49,6 +53,7 @@ fn parse_args() -> Result<Args> {
             "--wasm-dir" => args.wasm_dir = val()?.into(),
             "--backend" => args.backend = val()?.into(),
             "--out" => args.out = val()?.into(),
+            "--store" => args.store = Some(val()?.into()),
             // NAME=PATH=CALIBRATION_VARIANT
             "--backend-variant" => {
                 let v = val()?;
@@ -87,6 +92,10 @@ fn main() -> Result<()> {
     let args = parse_args()?;
     let started = Instant::now();
     let backend_wasm = read(&args.backend)?;
+    if let Some(dir) = &args.store {
+        println!("{}", store::run(&backend_wasm, dir, args.smoke)?);
+        return Ok(());
+    }
     let assets_wasm = read(&args.wasm_dir.join("assets.wasm"))?;
     let variants = calib_variants(&args.wasm_dir)?;
 

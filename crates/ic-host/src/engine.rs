@@ -12,9 +12,11 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
-use wasmtime::{Config, Engine, Module};
+use wasmtime::{Config, Engine, InstancePre, Module};
 
+use crate::imports;
 use crate::rewrite;
+use crate::state::StoreData;
 
 /// Version of wasmtime this crate is pinned to (part of the disk cache key).
 const WASMTIME_VERSION: &str = "48.0.8";
@@ -67,12 +69,29 @@ pub fn module_cache_dir() -> PathBuf {
     std::env::temp_dir().join("ic-host-cache")
 }
 
-/// A compiled canister module plus facts about it.
+/// A compiled canister module, linked against the system API, plus facts about it.
 #[derive(Clone)]
 pub(crate) struct CompiledModule {
     pub module: Module,
+    /// The module linked with [`imports::linker`]: instantiating it is cheap.
+    pub pre: Arc<InstancePre<StoreData>>,
     /// sha256 of the original (not rewritten) wasm.
     pub wasm_hash: [u8; 32],
+    /// Size of the original wasm.
+    pub wasm_len: usize,
+    /// The custom sections of the original wasm (name, contents): canister metadata.
+    pub custom_sections: Arc<Vec<(String, Vec<u8>)>>,
+}
+
+/// The custom sections of a module (it was validated already; unreadable ones are skipped).
+fn custom_sections(wasm: &[u8]) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    for payload in wasmtime::wasmparser::Parser::new(0).parse_all(wasm).flatten() {
+        if let wasmtime::wasmparser::Payload::CustomSection(c) = payload {
+            out.push((c.name().to_string(), c.data().to_vec()));
+        }
+    }
+    out
 }
 
 pub(crate) fn sha256(bytes: &[u8]) -> [u8; 32] {
@@ -106,17 +125,27 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 
 /// Compiles (or fetches from cache) the module for `wasm`.
 pub(crate) fn load_module(wasm: &[u8]) -> Result<CompiledModule> {
-    static MEMO: OnceLock<Mutex<HashMap<[u8; 32], Arc<Module>>>> = OnceLock::new();
+    static MEMO: OnceLock<Mutex<HashMap<[u8; 32], CompiledModule>>> = OnceLock::new();
     let wasm_hash = sha256(wasm);
     let memo = MEMO.get_or_init(Default::default);
     if let Some(m) = memo.lock().ok().and_then(|m| m.get(&wasm_hash).cloned()) {
-        return Ok(CompiledModule { module: (*m).clone(), wasm_hash });
+        return Ok(m);
     }
     let module = load_or_compile(wasm, &wasm_hash)?;
+    let pre = imports::linker(&module)
+        .and_then(|l| l.instantiate_pre(&module))
+        .map_err(|e| anyhow::anyhow!("ic-host: cannot link the canister wasm: {e:#}"))?;
+    let compiled = CompiledModule {
+        module,
+        pre: Arc::new(pre),
+        wasm_hash,
+        wasm_len: wasm.len(),
+        custom_sections: Arc::new(custom_sections(wasm)),
+    };
     if let Ok(mut m) = memo.lock() {
-        m.insert(wasm_hash, Arc::new(module.clone()));
+        m.insert(wasm_hash, compiled.clone());
     }
-    Ok(CompiledModule { module, wasm_hash })
+    Ok(compiled)
 }
 
 fn load_or_compile(wasm: &[u8], wasm_hash: &[u8; 32]) -> Result<Module> {

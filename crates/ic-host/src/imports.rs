@@ -11,7 +11,8 @@ use wasmtime::{Caller, Extern, Linker, Module};
 
 use crate::metering;
 use crate::rewrite::MEMORY_EXPORT;
-use crate::state::{Callbacks, MessageKind as K, OutgoingCall, Response, StoreData, WriteError};
+use crate::stable::StableError;
+use crate::state::{Callbacks, MessageKind as K, OutgoingCall, Response, StoreData};
 
 type C<'a> = Caller<'a, StoreData>;
 type R<T> = wasmtime::Result<T>;
@@ -145,10 +146,15 @@ fn stable_write(caller: &mut C<'_>, api: &str, offset: u64, src: u64, size: u64)
         return trap(caller, format!("ic0.{api}: memory access out of bounds (src={src}, size={size})"));
     };
     store.msg.stable_written += size;
-    match store.canister.stable.write(offset, &data[range]) {
+    let r = store.canister.stable.write(offset, &data[range]);
+    stable_result(caller, api, r)
+}
+
+fn stable_result(caller: &mut C<'_>, api: &str, r: Result<(), StableError>) -> R<()> {
+    match r {
         Ok(()) => Ok(()),
-        Err(WriteError::OutOfBounds) => trap(caller, format!("ic0.{api}: stable memory out of bounds")),
-        Err(WriteError::HostMemory) => trap(caller, format!("ic0.{api}: ic-host ran out of host memory")),
+        Err(StableError::OutOfBounds) => trap(caller, format!("ic0.{api}: stable memory out of bounds")),
+        Err(StableError::Io(e)) => trap(caller, format!("ic0.{api}: ic-host could not read its page store: {e}")),
     }
 }
 
@@ -159,10 +165,8 @@ fn stable_read(caller: &mut C<'_>, api: &str, dst: u64, offset: u64, size: u64) 
         return trap(caller, format!("ic0.{api}: memory access out of bounds (dst={dst}, size={size})"));
     };
     store.msg.stable_read += size;
-    if store.canister.stable.read(offset, &mut data[range]).is_err() {
-        return trap(caller, format!("ic0.{api}: stable memory out of bounds"));
-    }
-    Ok(())
+    let r = store.canister.stable.read(offset, &mut data[range]);
+    stable_result(caller, api, r)
 }
 
 /// Builds a linker with every supported `ic0` function, plus trapping stubs
@@ -271,13 +275,36 @@ pub(crate) fn linker(module: &Module) -> wasmtime::Result<Linker<StoreData>> {
         Ok(())
     });
 
-    // --- cycles (the host has no cycle accounting) ---
-    def!("msg_cycles_available128", |mut c: C<'_>, dst: u32| -> R<()> { write_u128(&mut c, "msg_cycles_available128", dst, 0) });
-    def!("msg_cycles_refunded128", |mut c: C<'_>, dst: u32| -> R<()> { write_u128(&mut c, "msg_cycles_refunded128", dst, 0) });
-    def!("msg_cycles_accept128", |mut c: C<'_>, _hi: u64, _lo: u64, dst: u32| -> R<()> {
-        write_u128(&mut c, "msg_cycles_accept128", dst, 0)
+    // --- cycles (balances and transfers; execution itself costs none) ---
+    def!("msg_cycles_available128", |mut c: C<'_>, dst: u32| -> R<()> {
+        charge(&mut c, "msg_cycles_available128", 0)?;
+        let v = c.data().msg.cycles_available;
+        write_u128(&mut c, "msg_cycles_available128", dst, v)
     });
-    def!("cycles_burn128", |mut c: C<'_>, _hi: u64, _lo: u64, dst: u32| -> R<()> { write_u128(&mut c, "cycles_burn128", dst, 0) });
+    def!("msg_cycles_refunded128", |mut c: C<'_>, dst: u32| -> R<()> {
+        charge(&mut c, "msg_cycles_refunded128", 0)?;
+        require(&mut c, "msg_cycles_refunded128", &[K::ReplyCallback, K::RejectCallback])?;
+        let v = c.data().msg.cycles_refunded;
+        write_u128(&mut c, "msg_cycles_refunded128", dst, v)
+    });
+    def!("msg_cycles_accept128", |mut c: C<'_>, hi: u64, lo: u64, dst: u32| -> R<()> {
+        charge(&mut c, "msg_cycles_accept128", 0)?;
+        require(&mut c, "msg_cycles_accept128", &[K::Update, K::ReplyCallback, K::RejectCallback])?;
+        let max = (u128::from(hi) << 64) | u128::from(lo);
+        let d = c.data_mut();
+        let n = d.msg.cycles_available.min(max);
+        d.msg.cycles_available -= n;
+        d.canister.cycle_balance = d.canister.cycle_balance.saturating_add(n);
+        write_u128(&mut c, "msg_cycles_accept128", dst, n)
+    });
+    def!("cycles_burn128", |mut c: C<'_>, hi: u64, lo: u64, dst: u32| -> R<()> {
+        require(&mut c, "cycles_burn128", STATE_KINDS)?;
+        let amount = (u128::from(hi) << 64) | u128::from(lo);
+        let d = c.data_mut();
+        let n = d.canister.cycle_balance.min(amount);
+        d.canister.cycle_balance -= n;
+        write_u128(&mut c, "cycles_burn128", dst, n)
+    });
     def!("canister_cycle_balance128", |mut c: C<'_>, dst: u32| -> R<()> {
         let b = c.data().canister.cycle_balance;
         write_u128(&mut c, "canister_cycle_balance128", dst, b)
@@ -309,7 +336,7 @@ pub(crate) fn linker(module: &Module) -> wasmtime::Result<Linker<StoreData>> {
         let id = c.data().canister.canister_id;
         copy_out(&mut c, "canister_self_copy", id.as_slice(), dst, off, size)
     });
-    def!("canister_status", |_c: C<'_>| -> R<u32> { Ok(1) });
+    def!("canister_status", |c: C<'_>| -> R<u32> { Ok(c.data().canister.status.code()) });
     def!("canister_version", |c: C<'_>| -> R<u64> { Ok(c.data().canister.canister_version) });
     def!("subnet_self_size", |_c: C<'_>| -> R<u32> { Ok(SUBNET_ID.len() as u32) });
     def!("subnet_self_copy", |mut c: C<'_>, dst: u32, off: u32, size: u32| -> R<()> {
@@ -330,7 +357,7 @@ pub(crate) fn linker(module: &Module) -> wasmtime::Result<Linker<StoreData>> {
     def!("env_var_value_copy", |mut c: C<'_>, _s: u32, _n: u32, _d: u32, _o: u32, _z: u32| -> R<()> {
         trap(&mut c, "ic0.env_var_value_copy: no such environment variable")
     });
-    def!("time", |c: C<'_>| -> R<u64> { Ok(c.data().canister.time) });
+    def!("time", |c: C<'_>| -> R<u64> { Ok(c.data().msg.time) });
     def!("global_timer_set", |mut c: C<'_>, ts: u64| -> R<u64> {
         charge(&mut c, "global_timer_set", 0)?;
         require(&mut c, "global_timer_set", STATE_KINDS)?;
@@ -365,10 +392,18 @@ pub(crate) fn linker(module: &Module) -> wasmtime::Result<Linker<StoreData>> {
         c.data_mut().canister.certified_data = bytes;
         Ok(())
     });
-    def!("data_certificate_present", |_c: C<'_>| -> R<u32> { Ok(0) });
-    def!("data_certificate_size", |mut c: C<'_>| -> R<u32> { trap(&mut c, "ic0.data_certificate_size: no certificate available") });
-    def!("data_certificate_copy", |mut c: C<'_>, _d: u32, _o: u32, _s: u32| -> R<()> {
-        trap(&mut c, "ic0.data_certificate_copy: no certificate available")
+    def!("data_certificate_present", |c: C<'_>| -> R<u32> { Ok(u32::from(c.data().msg.data_certificate.is_some())) });
+    def!("data_certificate_size", |mut c: C<'_>| -> R<u32> {
+        match &c.data().msg.data_certificate {
+            Some(cert) => Ok(cert.len() as u32),
+            None => trap(&mut c, "ic0.data_certificate_size: no certificate available"),
+        }
+    });
+    def!("data_certificate_copy", |mut c: C<'_>, dst: u32, offset: u32, size: u32| -> R<()> {
+        let Some(cert) = c.data().msg.data_certificate.clone() else {
+            return trap(&mut c, "ic0.data_certificate_copy: no certificate available");
+        };
+        copy_out(&mut c, "data_certificate_copy", &cert, dst, offset, size)
     });
 
     // --- debugging ---
@@ -444,13 +479,18 @@ pub(crate) fn linker(module: &Module) -> wasmtime::Result<Linker<StoreData>> {
             let Ok(method) = String::from_utf8(name) else {
                 return trap(&mut c, "ic0.call_new: method name is not valid UTF-8");
             };
-            // A previously started but not performed call is discarded.
-            c.data_mut().msg.pending_call = Some(OutgoingCall {
+            // A previously started but not performed call is discarded (its cycles return).
+            let d = c.data_mut();
+            let new = OutgoingCall {
                 callee,
                 method,
                 arg: Vec::new(),
                 callbacks: Callbacks { reply: (reply_fun, reply_env), reject: (reject_fun, reject_env), cleanup: None },
-            });
+                cycles: 0,
+            };
+            if let Some(old) = d.msg.pending_call.replace(new) {
+                d.canister.cycle_balance += old.cycles;
+            }
             Ok(())
         }
     );
@@ -484,10 +524,21 @@ pub(crate) fn linker(module: &Module) -> wasmtime::Result<Linker<StoreData>> {
         }
         Ok(())
     });
-    def!("call_cycles_add128", |mut c: C<'_>, _hi: u64, _lo: u64| -> R<()> {
+    def!("call_cycles_add128", |mut c: C<'_>, hi: u64, lo: u64| -> R<()> {
+        charge(&mut c, "call_cycles_add128", 0)?;
         require(&mut c, "call_cycles_add128", CALL_KINDS)?;
         if c.data().msg.pending_call.is_none() {
             return trap(&mut c, "ic0.call_cycles_add128: no call in progress");
+        }
+        let amount = (u128::from(hi) << 64) | u128::from(lo);
+        let d = c.data_mut();
+        if d.canister.cycle_balance < amount {
+            let have = d.canister.cycle_balance;
+            return trap(&mut c, format!("ic0.call_cycles_add128: {amount} cycles requested, the balance is {have}"));
+        }
+        d.canister.cycle_balance -= amount;
+        if let Some(call) = d.msg.pending_call.as_mut() {
+            call.cycles += amount;
         }
         Ok(())
     });
@@ -498,7 +549,8 @@ pub(crate) fn linker(module: &Module) -> wasmtime::Result<Linker<StoreData>> {
             return trap(&mut c, "ic0.call_perform: no call in progress (call ic0.call_new first)");
         };
         if call.arg.len() > MAX_PAYLOAD {
-            // SYS_TRANSIENT-like local failure: the call is not made.
+            // SYS_TRANSIENT-like local failure: the call is not made, its cycles return.
+            c.data_mut().canister.cycle_balance += call.cycles;
             return Ok(2);
         }
         c.data_mut().msg.performed_calls.push(call);

@@ -1,154 +1,31 @@
 //! Canister state (what survives messages and upgrades) and per-message context.
 
-use candid::Principal;
+use candid::{CandidType, Principal};
+use serde::Deserialize;
+
+use crate::stable::StableMemory;
 
 /// Wasm / stable memory page size (64 KiB).
 pub const PAGE_SIZE: u64 = 64 * 1024;
-/// Default stable memory limit: 500 GiB worth of pages.
-pub const DEFAULT_MAX_STABLE_PAGES: u64 = 500 * 1024 * 1024 * 1024 / PAGE_SIZE;
-
-/// Stable memory, stored sparsely: `data` only extends as far as the highest
-/// byte ever written; everything between `data.len()` and the logical size
-/// reads as zero.
-///
-/// Writes are journaled (offset + overwritten bytes) while a message runs so
-/// that a trap can undo them in O(bytes written) rather than O(memory size).
-#[derive(Debug, Default)]
-pub(crate) struct StableMemory {
-    data: Vec<u8>,
-    pages: u64,
-    pub max_pages: u64,
-    journal: Option<Journal>,
+/// A canister's run status (`canister_status`, `start_canister`, `stop_canister`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, CandidType, Deserialize, Default)]
+pub enum CanisterStatus {
+    #[default]
+    Running,
+    /// Stop requested: no new calls are accepted; stopped once its open calls finish.
+    Stopping,
+    Stopped,
 }
 
-#[derive(Debug)]
-struct Journal {
-    pages: u64,
-    data_len: usize,
-    /// (offset, bytes that were there before the write), in write order.
-    writes: Vec<(usize, Vec<u8>)>,
-}
-
-/// A stable memory access outside the current size.
-#[derive(Debug)]
-pub(crate) struct OutOfBounds;
-
-impl StableMemory {
-    pub fn new(max_pages: u64) -> Self {
-        Self { data: Vec::new(), pages: 0, max_pages, journal: None }
-    }
-
-    /// Restores from persisted parts; `data` may be shorter than `pages` (zero tail).
-    pub fn from_parts(mut data: Vec<u8>, pages: u64, max_pages: u64) -> Option<Self> {
-        let size = pages.checked_mul(PAGE_SIZE)?;
-        if data.len() as u64 > size {
-            return None;
-        }
-        trim_zeros(&mut data);
-        Some(Self { data, pages, max_pages, journal: None })
-    }
-
-    pub fn pages(&self) -> u64 {
-        self.pages
-    }
-
-    pub fn size_bytes(&self) -> u64 {
-        self.pages * PAGE_SIZE
-    }
-
-    /// The stored prefix of stable memory (the rest is zero).
-    pub fn stored(&self) -> &[u8] {
-        &self.data
-    }
-
-    /// Starts journaling (one level; beginning again keeps the older journal).
-    pub fn begin(&mut self) {
-        if self.journal.is_none() {
-            self.journal = Some(Journal { pages: self.pages, data_len: self.data.len(), writes: Vec::new() });
+impl CanisterStatus {
+    /// The value of `ic0.canister_status`.
+    pub fn code(self) -> u32 {
+        match self {
+            CanisterStatus::Running => 1,
+            CanisterStatus::Stopping => 2,
+            CanisterStatus::Stopped => 3,
         }
     }
-
-    pub fn commit(&mut self) {
-        self.journal = None;
-    }
-
-    pub fn rollback(&mut self) {
-        if let Some(j) = self.journal.take() {
-            for (offset, old) in j.writes.into_iter().rev() {
-                self.data[offset..offset + old.len()].copy_from_slice(&old);
-            }
-            self.data.truncate(j.data_len);
-            self.pages = j.pages;
-        }
-    }
-
-    /// `ic0.stable64_grow`: old size in pages, or `u64::MAX` when over the limit.
-    pub fn grow(&mut self, new_pages: u64) -> u64 {
-        match self.pages.checked_add(new_pages) {
-            Some(total) if total <= self.max_pages => {
-                let old = self.pages;
-                self.pages = total;
-                old
-            }
-            _ => u64::MAX,
-        }
-    }
-
-    fn check(&self, offset: u64, len: u64) -> Result<(), OutOfBounds> {
-        match offset.checked_add(len) {
-            Some(end) if end <= self.size_bytes() => Ok(()),
-            _ => Err(OutOfBounds),
-        }
-    }
-
-    pub fn read(&self, offset: u64, dst: &mut [u8]) -> Result<(), OutOfBounds> {
-        self.check(offset, dst.len() as u64)?;
-        let start = offset as usize;
-        let stored_end = self.data.len();
-        if start >= stored_end {
-            dst.fill(0);
-            return Ok(());
-        }
-        let n = dst.len().min(stored_end - start);
-        dst[..n].copy_from_slice(&self.data[start..start + n]);
-        dst[n..].fill(0);
-        Ok(())
-    }
-
-    /// Writes `src`; `Err(None)` = out of bounds, `Err(Some(_))` = host out of memory.
-    pub fn write(&mut self, offset: u64, src: &[u8]) -> Result<(), WriteError> {
-        self.check(offset, src.len() as u64).map_err(|_| WriteError::OutOfBounds)?;
-        if src.is_empty() {
-            return Ok(());
-        }
-        let start = usize::try_from(offset).map_err(|_| WriteError::HostMemory)?;
-        let end = start + src.len();
-        let len = self.data.len();
-        if let Some(j) = self.journal.as_mut() {
-            if start < len {
-                j.writes.push((start, self.data[start..end.min(len)].to_vec()));
-            }
-        }
-        if end > len {
-            // Amortized growth, but never beyond the logical size.
-            let cap_target = end.max(len.saturating_mul(2).min(self.size_bytes() as usize));
-            self.data.try_reserve_exact(cap_target - len).map_err(|_| WriteError::HostMemory)?;
-            self.data.resize(end, 0);
-        }
-        self.data[start..end].copy_from_slice(src);
-        Ok(())
-    }
-}
-
-#[derive(Debug)]
-pub(crate) enum WriteError {
-    OutOfBounds,
-    HostMemory,
-}
-
-pub(crate) fn trim_zeros(data: &mut Vec<u8>) {
-    let keep = data.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
-    data.truncate(keep);
 }
 
 /// Everything about the canister except its Wasm instance.
@@ -157,12 +34,27 @@ pub(crate) struct CanisterState {
     pub canister_id: Principal,
     pub controllers: Vec<Principal>,
     pub stable: StableMemory,
-    pub time: u64,
     /// 0 = deactivated.
     pub global_timer: u64,
     pub certified_data: Vec<u8>,
     pub canister_version: u64,
     pub cycle_balance: u128,
+    pub status: CanisterStatus,
+}
+
+impl Default for CanisterState {
+    fn default() -> Self {
+        Self {
+            canister_id: Principal::management_canister(),
+            controllers: Vec::new(),
+            stable: StableMemory::default(),
+            global_timer: 0,
+            certified_data: Vec::new(),
+            canister_version: 0,
+            cycle_balance: 0,
+            status: CanisterStatus::Running,
+        }
+    }
 }
 
 /// The small, canister-mutable parts of [`CanisterState`] saved for rollback.
@@ -171,6 +63,7 @@ pub(crate) struct SmallState {
     pub global_timer: u64,
     pub certified_data: Vec<u8>,
     pub canister_version: u64,
+    pub cycle_balance: u128,
 }
 
 impl CanisterState {
@@ -179,6 +72,7 @@ impl CanisterState {
             global_timer: self.global_timer,
             certified_data: self.certified_data.clone(),
             canister_version: self.canister_version,
+            cycle_balance: self.cycle_balance,
         }
     }
 
@@ -186,6 +80,7 @@ impl CanisterState {
         self.global_timer = s.global_timer;
         self.certified_data = s.certified_data;
         self.canister_version = s.canister_version;
+        self.cycle_balance = s.cycle_balance;
     }
 }
 
@@ -197,7 +92,7 @@ pub enum MessageKind {
     Init,
     /// `canister_pre_upgrade`.
     PreUpgrade,
-    /// `canister_post_upgrade` (also run by [`crate::Host::load_state`]).
+    /// `canister_post_upgrade` (also run when a legacy state file is imported).
     PostUpgrade,
     /// `canister_inspect_message` (run before every external update).
     InspectMessage,
@@ -225,10 +120,12 @@ pub(crate) struct OutgoingCall {
     pub method: String,
     pub arg: Vec<u8>,
     pub callbacks: Callbacks,
+    /// Cycles attached (already taken from the balance).
+    pub cycles: u128,
 }
 
 /// Function-table indices and environments of a call's callbacks.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, CandidType, Deserialize)]
 pub(crate) struct Callbacks {
     pub reply: (u32, u32),
     pub reject: (u32, u32),
@@ -267,6 +164,14 @@ pub(crate) struct Message {
     pub system_api_instructions: u64,
     /// The message of a trap raised by the host (ic0.trap or a system API misuse).
     pub host_trap: Option<String>,
+    /// The host's time (`ic0.time`).
+    pub time: u64,
+    /// Cycles the caller attached that are still available to accept.
+    pub cycles_available: u128,
+    /// Cycles refunded with the response (reply/reject callbacks).
+    pub cycles_refunded: u128,
+    /// `ic0.data_certificate_*`: set for non-replicated queries (see `crate::certify`).
+    pub data_certificate: Option<Vec<u8>>,
 }
 
 impl Message {
@@ -296,11 +201,25 @@ impl Message {
             stable_written: 0,
             system_api_instructions: 0,
             host_trap: None,
+            time: 0,
+            cycles_available: 0,
+            cycles_refunded: 0,
+            data_certificate: None,
         }
     }
 }
 
+impl Default for Message {
+    fn default() -> Self {
+        Message::new(MessageKind::Init, "", Vec::new(), Vec::new())
+    }
+}
+
+/// Log lines kept per canister (older ones are dropped, so a long-running host does not grow).
+const MAX_LOG_LINES: usize = 10_000;
+
 /// The wasmtime store data.
+#[derive(Default)]
 pub(crate) struct StoreData {
     pub canister: CanisterState,
     pub msg: Message,
@@ -314,31 +233,9 @@ impl StoreData {
         if std::env::var_os("IC_HOST_LOG").is_some_and(|v| v == "1") {
             eprintln!("[ic-host {}] {}", self.canister.canister_id, line);
         }
+        if self.logs.len() >= MAX_LOG_LINES {
+            self.logs.drain(..MAX_LOG_LINES / 2);
+        }
         self.logs.push(line);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn journal_rolls_back_writes_and_growth() {
-        let mut s = StableMemory::new(100);
-        assert_eq!(s.grow(1), 0);
-        s.write(10, b"hello").unwrap();
-        s.commit();
-        s.begin();
-        assert_eq!(s.grow(2), 1);
-        s.write(12, b"XXXXXXXX").unwrap();
-        s.write(PAGE_SIZE * 2, b"far").unwrap();
-        s.rollback();
-        assert_eq!(s.pages(), 1);
-        let mut buf = [0u8; 8];
-        s.read(10, &mut buf).unwrap();
-        assert_eq!(&buf, b"hello\0\0\0");
-        assert_eq!(s.stored().len(), 15);
-        assert!(s.read(PAGE_SIZE, &mut buf).is_err());
-        assert_eq!(s.grow(1000), u64::MAX);
     }
 }

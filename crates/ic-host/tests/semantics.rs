@@ -74,6 +74,7 @@ fn trapping_update_rolls_back_heap_globals_and_stable() {
     let before = vec![7, 7, 7, 1, 0, 0];
     assert_eq!(read_state(&mut host), before);
     let stable_before = host.stable_size_bytes();
+    let memory_before = host.heap_size_bytes();
 
     for method in ["set_then_trap", "set_then_unreachable"] {
         let r = host.update(user(), method, &[]);
@@ -82,6 +83,7 @@ fn trapping_update_rolls_back_heap_globals_and_stable() {
         assert!(r.stable_bytes_written == 16, "writes are counted even when rolled back");
         assert_eq!(read_state(&mut host), before, "{method}: state must be unchanged");
         assert_eq!(host.stable_size_bytes(), stable_before);
+        assert_eq!(host.heap_size_bytes(), memory_before, "{method}: the Wasm memory is its old size again");
     }
     let err = host.update(user(), "set_then_trap", &[]).reply.unwrap_err();
     assert!(err.message.contains("Canister called `ic0.trap` with message: 'boom'"), "{err}");
@@ -96,10 +98,12 @@ fn queries_never_commit() {
     let mut host = Host::new(&state_canister(), &[]).unwrap();
     ok(&mut host, "set", &i64_arg(7));
     let before = read_state(&mut host);
+    let memory_before = host.heap_size_bytes();
     let r = host.query(user(), "mutate", &[]);
     assert!(r.reply.is_ok());
     assert_eq!(r.stable_bytes_written, 16);
     assert_eq!(read_state(&mut host), before);
+    assert_eq!(host.heap_size_bytes(), memory_before, "the query grew memory: the instance is its old size again");
     // A query method called through the update path (replicated query) doesn't commit either.
     let r = host.update(user(), "mutate", &[]);
     assert!(r.reply.is_ok(), "{:?}", r.reply);
@@ -110,37 +114,43 @@ fn queries_never_commit() {
     assert_eq!(read_state(&mut host), vec![9, 9, 9, 1, 0, 0]);
 }
 
+/// `tests/fixtures/legacy-v1.state` was written by the old `save_state` (see the
+/// fixtures' README) after `set 7`, a time and a controller change.
+fn legacy_fixture() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/legacy-v1.state")
+}
+
 #[test]
-fn save_and_load_state_round_trip() {
-    let dir = std::env::temp_dir().join(format!("ic-host-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("state.bin");
+fn legacy_state_file_is_imported() {
     let wasm = state_canister();
-    let mut host = Host::new(&wasm, &[]).unwrap();
-    ok(&mut host, "set", &i64_arg(7));
-    host.set_time(1_800_000_000_000_000_000);
-    host.set_controllers(vec![user()]);
-    host.save_state(&path).unwrap();
-    // Compact: one 64 KiB page with 8 non-zero bytes stores as a few hundred bytes.
-    assert!(std::fs::metadata(&path).unwrap().len() < 512);
+    let dir = tempfile::tempdir().unwrap();
+    let mut in_memory = Host::load_state(&legacy_fixture(), &wasm).unwrap();
+    let mut on_disk = Host::open(&dir.path().join("host")).unwrap();
+    assert_eq!(on_disk.import_legacy_state(&legacy_fixture(), &wasm).unwrap(), ic_host::DEFAULT_CANISTER_ID);
+    for loaded in [&mut in_memory, &mut on_disk] {
+        // Heap is fresh (as after an upgrade), stable memory kept, post_upgrade ran.
+        assert_eq!(read_state(loaded), vec![0, 0, 7, 1, 0, 1]);
+        assert_eq!(loaded.time(), 1_800_000_000_000_000_000);
+        assert_eq!(loaded.controllers(), &[user()]);
+        assert_eq!(loaded.stable_size_bytes(), 65536);
+    }
+    // The imported canister lives on in the directory.
+    drop(on_disk);
+    let mut reopened = Host::open(&dir.path().join("host")).unwrap();
+    assert_eq!(read_state(&mut reopened), vec![0, 0, 7, 1, 0, 1]);
 
-    let mut loaded = Host::load_state(&path, &wasm).unwrap();
-    // Heap is fresh (as after an upgrade), stable memory kept, post_upgrade ran.
-    assert_eq!(read_state(&mut loaded), vec![0, 0, 7, 1, 0, 1]);
-    assert_eq!(loaded.time(), 1_800_000_000_000_000_000);
-    assert_eq!(loaded.controllers(), &[user()]);
-    assert_eq!(loaded.stable_size_bytes(), host.stable_size_bytes());
-
-    // Corruption and truncation are detected.
-    let mut bytes = std::fs::read(&path).unwrap();
-    let mid = bytes.len() / 2;
-    bytes[mid] ^= 0xff;
-    std::fs::write(&path, &bytes).unwrap();
-    assert!(Host::load_state(&path, &wasm).is_err());
-    bytes[mid] ^= 0xff;
-    std::fs::write(&path, &bytes[..bytes.len() - 1]).unwrap();
-    assert!(Host::load_state(&path, &wasm).is_err());
-    std::fs::remove_dir_all(&dir).unwrap();
+    // Corruption and truncation are detected, and nothing is imported.
+    let bytes = std::fs::read(legacy_fixture()).unwrap();
+    let path = dir.path().join("bad.state");
+    let mut flipped = bytes.clone();
+    flipped[bytes.len() - 40] ^= 0xff;
+    for bad in [&flipped[..], &bytes[..bytes.len() - 1]] {
+        std::fs::write(&path, bad).unwrap();
+        assert!(Host::load_state(&path, &wasm).is_err());
+        let mut fresh = Host::in_memory();
+        assert!(fresh.import_legacy_state(&path, &wasm).is_err());
+        assert!(fresh.canister_ids().is_empty(), "a failed import leaves no canister behind");
+    }
 }
 
 // ---------------------------------------------------------------------------

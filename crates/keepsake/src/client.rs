@@ -6,8 +6,8 @@
 use std::time::Duration;
 
 use backend::api::{
-    self, AssetKind, BeginArgs, BlobMeta, Capsule, CapsuleCreateArgs, Memory, MemoryCreateArgs,
-    MemoryPage, PutChunkOk, Session, Stats, UploadConfig,
+    self, AssetKind, BeginArgs, BlobMeta, Capsule, CapsuleCreateArgs, HttpRequest, HttpResponse,
+    Link, Memory, MemoryCreateArgs, MemoryPage, PutChunkOk, Session, Stats, UploadConfig,
 };
 use candid::utils::{ArgumentDecoder, ArgumentEncoder};
 use candid::{CandidType, Principal};
@@ -117,6 +117,29 @@ impl RetryPolicy {
 
 /// Request builders: pure functions from typed arguments to [`Request`]s. The agent
 /// transport sends exactly these; they are unit-tested against `backend.did`.
+/// Items asked for per page of a paginated list (the canister may return fewer: its
+/// pages are bounded by bytes too).
+const PAGE: u32 = 50;
+
+/// Every item of a paginated list: asks for pages from `cursor = None` on, following
+/// `next_cursor` until it is `null` (or stops moving).
+async fn all_pages<T, F, Fut>(mut page: F) -> ClientResult<Vec<T>>
+where
+    F: FnMut(Option<u64>) -> Fut,
+    Fut: std::future::Future<Output = ClientResult<(Vec<T>, Option<u64>)>>,
+{
+    let mut out = Vec::new();
+    let mut cursor = None;
+    loop {
+        let (items, next) = page(cursor).await?;
+        out.extend(items);
+        match next {
+            Some(c) if Some(c) != cursor => cursor = Some(c),
+            _ => return Ok(out),
+        }
+    }
+}
+
 pub mod requests {
     use super::*;
 
@@ -142,8 +165,14 @@ pub mod requests {
             },),
         )
     }
-    pub fn capsules_list() -> Request {
-        enc(Query, "capsules_list", ())
+    pub fn capsules_page(cursor: Option<u64>, limit: u32) -> Request {
+        enc(Query, "capsules_page", (cursor, limit))
+    }
+    pub fn capsules_invitations(cursor: Option<u64>, limit: u32) -> Request {
+        enc(Query, "capsules_invitations", (cursor, limit))
+    }
+    pub fn capsules_accept(id: u64) -> Request {
+        enc(Update, "capsules_accept", (id,))
     }
     pub fn capsules_get(id: u64) -> Request {
         enc(Query, "capsules_get", (id,))
@@ -171,8 +200,13 @@ pub mod requests {
     pub fn uploads_status(session: u64) -> Request {
         enc(Query, "uploads_status", (session,))
     }
-    pub fn uploads_list() -> Request {
-        enc(Query, "uploads_list", ())
+    pub fn uploads_page(cursor: Option<u64>, limit: Option<u32>) -> Request {
+        let args = api::UploadsPageArgs {
+            capsule_id: None,
+            cursor,
+            limit,
+        };
+        enc(Query, "uploads_page", (args,))
     }
     pub fn blobs_meta(blob: u64) -> Request {
         enc(Query, "blobs_meta", (blob,))
@@ -198,6 +232,9 @@ pub mod requests {
     pub fn capsules_set_member(id: u64, who: Principal, role: api::Role) -> Request {
         enc(Update, "capsules_set_member", (id, who, role))
     }
+    pub fn capsules_remove_member(id: u64, who: Principal) -> Request {
+        enc(Update, "capsules_remove_member", (id, who))
+    }
     pub fn admin_set_config(update: &api::ConfigUpdate) -> Request {
         enc(Update, "admin_set_config", (update.clone(),))
     }
@@ -206,6 +243,18 @@ pub mod requests {
     }
     pub fn memories_remove_asset(id: u64, kind: AssetKind) -> Request {
         enc(Update, "memories_remove_asset", (id, kind))
+    }
+    pub fn links_create(memory: u64, kind: AssetKind, ttl_secs: u64) -> Request {
+        enc(Query, "links_create", (memory, kind, ttl_secs))
+    }
+    pub fn memories_set_public(memory: u64, public: bool) -> Request {
+        enc(Update, "memories_set_public", (memory, public))
+    }
+    pub fn capsules_rotate_link_key(capsule: u64) -> Request {
+        enc(Update, "capsules_rotate_link_key", (capsule,))
+    }
+    pub fn http_request(req: &HttpRequest) -> Request {
+        enc(Query, "http_request", (req.clone(),))
     }
 }
 
@@ -291,11 +340,26 @@ impl Client {
     pub async fn capsules_create(&self, name: &str) -> ClientResult<Capsule> {
         self.send_result(requests::capsules_create(name)).await
     }
+    /// Every capsule the caller is a member of, following `next_cursor`.
     pub async fn capsules_list(&self) -> ClientResult<Vec<Capsule>> {
-        Ok(self
-            .send::<(Vec<Capsule>,)>(requests::capsules_list())
-            .await?
-            .0)
+        all_pages(|cursor| async move {
+            let (p,): (api::CapsulePage,) = self.send(requests::capsules_page(cursor, PAGE)).await?;
+            Ok((p.capsules, p.next_cursor))
+        })
+        .await
+    }
+    /// Every invitation the caller has not accepted yet, following `next_cursor`.
+    pub async fn capsules_invitations(&self) -> ClientResult<Vec<api::Invitation>> {
+        all_pages(|cursor| async move {
+            let (p,): (api::InvitationPage,) =
+                self.send(requests::capsules_invitations(cursor, PAGE)).await?;
+            Ok((p.invitations, p.next_cursor))
+        })
+        .await
+    }
+    /// Joins a capsule the caller was invited to, with the invited role.
+    pub async fn capsules_accept(&self, id: u64) -> ClientResult<Capsule> {
+        self.send_result(requests::capsules_accept(id)).await
     }
     pub async fn uploads_begin(&self, args: &BeginArgs) -> ClientResult<Session> {
         self.send_result(requests::uploads_begin(args)).await
@@ -324,11 +388,13 @@ impl Client {
     pub async fn uploads_status(&self, session: u64) -> ClientResult<Session> {
         self.send_result(requests::uploads_status(session)).await
     }
+    /// Every open upload session of the caller, following `next_cursor`.
     pub async fn uploads_list(&self) -> ClientResult<Vec<Session>> {
-        Ok(self
-            .send::<(Vec<Session>,)>(requests::uploads_list())
-            .await?
-            .0)
+        all_pages(|cursor| async move {
+            let p: api::SessionPage = self.send_result(requests::uploads_page(cursor, None)).await?;
+            Ok((p.sessions, p.next_cursor))
+        })
+        .await
     }
     pub async fn blobs_meta(&self, blob: u64) -> ClientResult<BlobMeta> {
         self.send_result(requests::blobs_meta(blob)).await
@@ -367,6 +433,18 @@ impl Client {
         self.send_result(requests::memories_delete(id)).await
     }
 
+    pub async fn capsules_get(&self, id: u64) -> ClientResult<Capsule> {
+        self.send_result(requests::capsules_get(id)).await
+    }
+    pub async fn capsules_remove_member(&self, id: u64, who: Principal) -> ClientResult<Capsule> {
+        self.send_result(requests::capsules_remove_member(id, who))
+            .await
+    }
+    pub async fn memories_remove_asset(&self, id: u64, kind: AssetKind) -> ClientResult<Memory> {
+        self.send_result(requests::memories_remove_asset(id, kind))
+            .await
+    }
+
     pub async fn capsules_set_member(
         &self,
         id: u64,
@@ -375,6 +453,33 @@ impl Client {
     ) -> ClientResult<Capsule> {
         self.send_result(requests::capsules_set_member(id, who, role))
             .await
+    }
+    /// An expiring link to one asset (any reader of the memory's capsule).
+    pub async fn links_create(
+        &self,
+        memory: u64,
+        kind: AssetKind,
+        ttl_secs: u64,
+    ) -> ClientResult<Link> {
+        self.send_result(requests::links_create(memory, kind, ttl_secs))
+            .await
+    }
+    /// Owners of the memory's capsule.
+    pub async fn memories_set_public(&self, memory: u64, public: bool) -> ClientResult<()> {
+        self.send_result(requests::memories_set_public(memory, public))
+            .await
+    }
+    /// Owners: revokes every link of the capsule; returns the new key version.
+    pub async fn capsules_rotate_link_key(&self, capsule: u64) -> ClientResult<u32> {
+        self.send_result(requests::capsules_rotate_link_key(capsule))
+            .await
+    }
+    /// What an HTTP gateway sends (the canister answers as to the caller).
+    pub async fn http_request(&self, req: &HttpRequest) -> ClientResult<HttpResponse> {
+        Ok(self
+            .send::<(HttpResponse,)>(requests::http_request(req))
+            .await?
+            .0)
     }
     /// Controllers only.
     pub async fn admin_set_config(&self, update: &api::ConfigUpdate) -> ClientResult<UploadConfig> {
@@ -385,18 +490,13 @@ impl Client {
         self.send_result(requests::admin_gc()).await
     }
 
-    /// Every memory of a capsule, following `next_cursor` (pages of 50).
+    /// Every memory of a capsule, following `next_cursor`.
     pub async fn memories_all(&self, capsule: u64) -> ClientResult<Vec<Memory>> {
-        let mut out = Vec::new();
-        let mut cursor = None;
-        loop {
-            let page = self.memories_list(capsule, cursor, 50).await?;
-            out.extend(page.memories);
-            match page.next_cursor {
-                Some(c) if Some(c) != cursor => cursor = Some(c),
-                _ => return Ok(out),
-            }
-        }
+        all_pages(|cursor| async move {
+            let p = self.memories_list(capsule, cursor, PAGE).await?;
+            Ok((p.memories, p.next_cursor))
+        })
+        .await
     }
 
     /// `--capsule ID`, else the caller's first capsule, else a new one named "default".

@@ -1,23 +1,29 @@
 //! The embedded host: the real canister Wasm run in-process by `ic-host`, its state kept
-//! in a local folder (default `./.keepsake/`): `canister.state` (stable memory and
-//! friends, written atomically after each command and periodically during long uploads)
-//! and `identity.pem` (the local caller).
+//! in a local folder (default `./.keepsake/`): `host/` (ic-host's page store: each
+//! committed call is durable before its answer comes back, chunk acknowledgements
+//! grouped with the next fsync; only the pages a call changed are written) and
+//! `identity.pem` (the local caller). A folder of the old format
+//! (`canister.state`, one file rewritten whole) is migrated on first open.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context};
+use sha2::Digest;
 use candid::Principal;
 use futures::future::LocalBoxFuture;
-use ic_host::{reject_code, Host};
+use ic_host::{reject_code, Durability, Host, HostConfig};
 
 use crate::transport::{CallKind, Request, Transport, TransportError};
 
-pub const STATE_FILE: &str = "canister.state";
+/// The host's directory inside the state folder.
+pub const HOST_DIR: &str = "host";
+/// The state file of the old format (migrated, then removed).
+pub const LEGACY_STATE_FILE: &str = "canister.state";
 
-/// How often a long upload checkpoints the canister state to disk.
-pub const CHECKPOINT_EVERY: Duration = Duration::from_secs(15);
+/// The update whose acknowledgement does not wait for an fsync (see `call`).
+const GROUPED_METHOD: &str = "uploads_put_chunk";
 
 /// The repository this crate lives in (`crates/keepsake/../..`).
 pub fn repo_root() -> PathBuf {
@@ -60,14 +66,65 @@ fn now_ns() -> u64 {
 struct Inner {
     host: Host,
     caller: Principal,
-    last_save: Instant,
-    dirty: bool,
 }
 
 pub struct EmbeddedTransport {
     inner: Mutex<Inner>,
-    state_path: PathBuf,
+    host_dir: PathBuf,
     target: String,
+}
+
+/// Moves an old-format `canister.state` into a new host directory: built aside, then
+/// renamed into place, then the old file is removed (a crash at any point leaves either
+/// the old file or the new directory to start from).
+fn migrate(state_dir: &Path, wasm: &[u8]) -> anyhow::Result<()> {
+    let legacy = state_dir.join(LEGACY_STATE_FILE);
+    let host_dir = state_dir.join(HOST_DIR);
+    if host_dir.exists() {
+        if legacy.exists() {
+            std::fs::remove_file(&legacy).with_context(|| format!("removing the migrated {}", legacy.display()))?;
+        }
+        return Ok(());
+    }
+    if !legacy.exists() {
+        return Ok(());
+    }
+    let aside = state_dir.join(format!("{HOST_DIR}.migrating"));
+    if aside.exists() {
+        std::fs::remove_dir_all(&aside)?;
+    }
+    let mut host = Host::open(&aside)?;
+    host.import_legacy_state(&legacy, wasm)
+        .with_context(|| format!("migrating {} to the page store", legacy.display()))?;
+    host.close()?;
+    std::fs::rename(&aside, &host_dir)?;
+    std::fs::File::open(state_dir)?.sync_all()?;
+    std::fs::remove_file(&legacy)?;
+    eprintln!("keepsake: moved the canister state to {}", host_dir.display());
+    Ok(())
+}
+
+/// Opens the host in `state_dir`: installs the canister on first use, upgrades it when
+/// `wasm` is another module than the one installed.
+fn open_host(state_dir: &Path, wasm: &[u8]) -> anyhow::Result<Host> {
+    migrate(state_dir, wasm)?;
+    let host_dir = state_dir.join(HOST_DIR);
+    let mut host = Host::open(&host_dir).with_context(|| format!("opening the canister state {}", host_dir.display()))?;
+    let installed = host.default_canister().and_then(|id| host.canister_module_hash(id));
+    let wanted: [u8; 32] = sha2::Sha256::digest(wasm).into();
+    match installed {
+        None => {
+            let config = HostConfig { time_ns: now_ns().max(host.time()), ..HostConfig::default() };
+            host.set_time(config.time_ns);
+            host.install_default(wasm, &candid::encode_args(())?, config).context("installing the canister")?;
+        }
+        Some(hash) if hash != wanted => {
+            host.upgrade(wasm, &candid::encode_args(())?)
+                .map_err(|r| anyhow::anyhow!("upgrading the canister to the given Wasm: {r}"))?;
+        }
+        Some(_) => {}
+    }
+    Ok(host)
 }
 
 impl EmbeddedTransport {
@@ -77,14 +134,8 @@ impl EmbeddedTransport {
             .with_context(|| format!("creating {}", state_dir.display()))?;
         let wasm = std::fs::read(wasm_path)
             .with_context(|| format!("reading the canister Wasm {}", wasm_path.display()))?;
-        let state_path = state_dir.join(STATE_FILE);
-        let fresh = !state_path.exists();
-        let mut host = if fresh {
-            Host::new(&wasm, &candid::encode_args(())?).context("installing the canister")?
-        } else {
-            Host::load_state(&state_path, &wasm)
-                .with_context(|| format!("loading the canister state {}", state_path.display()))?
-        };
+        let mut host = open_host(state_dir, &wasm)?;
+        host.set_durability(Durability::Deferred);
         // Canister time follows the wall clock (session TTLs mean something locally too).
         if now_ns() > host.time() {
             host.set_time(now_ns());
@@ -92,22 +143,16 @@ impl EmbeddedTransport {
         let canonical =
             std::fs::canonicalize(state_dir).unwrap_or_else(|_| state_dir.to_path_buf());
         let target = format!("embedded:{}", canonical.display());
-        let t = Self {
-            inner: Mutex::new(Inner {
-                host,
-                caller,
-                last_save: Instant::now(),
-                dirty: fresh,
-            }),
-            state_path,
+        Ok(Self {
+            inner: Mutex::new(Inner { host, caller }),
+            host_dir: state_dir.join(HOST_DIR),
             target,
-        };
-        t.checkpoint()?;
-        Ok(t)
+        })
     }
 
-    pub fn state_path(&self) -> &Path {
-        &self.state_path
+    /// The host's directory.
+    pub fn host_dir(&self) -> &Path {
+        &self.host_dir
     }
 
     /// The same canister, called as `caller` (e.g. the controller for admin calls).
@@ -124,19 +169,7 @@ impl EmbeddedTransport {
 
     /// Moves canister time forward (runs due timers): lets tests see sessions expire.
     pub fn advance_time(&self, d: Duration) {
-        let mut inner = self.inner.lock().expect("embedded host");
-        inner.host.advance_time(d);
-        inner.dirty = true;
-    }
-
-    fn save(&self, inner: &mut Inner) -> anyhow::Result<()> {
-        inner
-            .host
-            .save_state(&self.state_path)
-            .with_context(|| format!("saving {}", self.state_path.display()))?;
-        inner.last_save = Instant::now();
-        inner.dirty = false;
-        Ok(())
+        self.inner.lock().expect("embedded host").host.advance_time(d);
     }
 }
 
@@ -163,21 +196,19 @@ impl Transport for EmbeddedTransport {
             if t > inner.host.time() {
                 inner.host.set_time(t);
             }
+            let caller = inner.caller;
             let r = match req.kind {
-                CallKind::Query => {
-                    let caller = inner.caller;
-                    inner.host.query(caller, req.method, &req.arg)
-                }
-                CallKind::Update => {
-                    inner.dirty = true;
-                    let caller = inner.caller;
-                    inner.host.update(caller, req.method, &req.arg)
-                }
+                CallKind::Query => inner.host.query(caller, req.method, &req.arg),
+                CallKind::Update => inner.host.update(caller, req.method, &req.arg),
             };
-            if inner.dirty && inner.last_save.elapsed() >= CHECKPOINT_EVERY {
-                self.save(&mut inner).map_err(|e| TransportError::Fatal {
+            // Group commit: every reply but a chunk's acknowledgement waits for the log to
+            // be on disk (with every commit before it). A power loss can only take chunks
+            // whose upload then resumes; `kill -9` takes nothing (the log is written
+            // before any reply).
+            if !(req.kind == CallKind::Update && req.method == GROUPED_METHOD) {
+                inner.host.sync().map_err(|e| TransportError::Fatal {
                     code: None,
-                    message: format!("{e:#}"),
+                    message: format!("ic-host: syncing the state failed: {e:#}"),
                 })?;
             }
             r.reply.map_err(map_reject)
@@ -198,9 +229,6 @@ impl Transport for EmbeddedTransport {
             .inner
             .lock()
             .map_err(|_| anyhow::anyhow!("embedded host poisoned"))?;
-        if inner.dirty {
-            self.save(&mut inner)?;
-        }
-        Ok(())
+        inner.host.sync()
     }
 }

@@ -3,14 +3,21 @@
 //! image derivatives. The `keepsake` binary is a thin clap layer over [`ops`].
 
 pub mod agent;
+pub mod archive;
 pub mod client;
 pub mod derive;
+pub mod download;
 pub mod embedded;
+pub mod export;
 pub mod fsutil;
 pub mod identity;
+pub mod import;
 pub mod journal;
+pub mod links;
+pub mod members;
 pub mod mime;
 pub mod ops;
+pub mod remove;
 pub mod transport;
 pub mod upload;
 

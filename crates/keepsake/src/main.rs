@@ -1,4 +1,8 @@
-//! `keepsake`: the command line over the keepsake client library.
+//! `keepsake`: the command line over the keepsake client library. This file holds the
+//! clap definitions, the connection and the upload/list/get commands; `cmd/` prints
+//! the others.
+
+mod cmd;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -7,7 +11,6 @@ use std::time::Instant;
 
 use anyhow::{bail, Context};
 use backend::api::{AssetKind, Memory};
-use candid::Principal;
 use clap::{Args, Parser, Subcommand};
 use ic_agent::Identity;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -105,11 +108,67 @@ enum Cmd {
         #[arg(short, long)]
         output: Option<PathBuf>,
     },
-    /// Create or list capsules.
+    /// Create or list capsules, manage members, revoke links.
     Capsule {
         #[command(subcommand)]
         cmd: CapsuleCmd,
     },
+    /// Delete a memory (or one of its assets) and show the space it frees.
+    Rm {
+        memory: u64,
+        /// Remove only this asset (original, display, thumbnail, placeholder, …).
+        #[arg(long)]
+        asset: Option<String>,
+        /// Then run housekeeping now (as `keepsake gc`), so the space is free at once.
+        #[arg(long)]
+        gc: bool,
+    },
+    /// Run housekeeping now: free what deletions, aborts and expired uploads queued
+    /// (controllers; embedded: the local controller).
+    Gc {
+        /// At most this many passes (each frees a bounded batch).
+        #[arg(long, default_value_t = 10_000)]
+        passes: u32,
+    },
+    /// Print an expiring URL to one asset of a memory (anyone holding it may open it).
+    Link {
+        memory: u64,
+        /// original, display, thumbnail, placeholder, …
+        #[arg(long, default_value = "original")]
+        asset: String,
+        /// How long the link works: 90s, 30m, 12h, 7d, … (1 minute to 30 days).
+        #[arg(long, default_value = "1d")]
+        ttl: String,
+        #[command(flatten)]
+        gateway: cmd::links::GatewayArg,
+    },
+    /// Make a memory's URLs open for anyone (on), or only for members and links (off).
+    Public {
+        memory: u64,
+        #[arg(value_name = "on|off")]
+        setting: cmd::links::OnOff,
+        #[command(flatten)]
+        gateway: cmd::links::GatewayArg,
+    },
+    /// Write every memory (assets + a JSON manifest each) into DIR; resumable, verified.
+    Export {
+        dir: PathBuf,
+        /// Only this capsule.
+        #[arg(long)]
+        capsule: Option<u64>,
+    },
+    /// Import an export folder; a second import creates nothing. Resumable.
+    Import {
+        dir: PathBuf,
+        /// Put everything into this capsule (default: the capsule of each folder's name).
+        #[arg(long)]
+        capsule: Option<u64>,
+        /// Chunk size in bytes (default: the canister's).
+        #[arg(long)]
+        chunk_size: Option<u32>,
+    },
+    /// Print a shell completion script (e.g. `keepsake completions bash > /etc/bash_completion.d/keepsake`).
+    Completions { shell: clap_complete::Shell },
     /// Canister figures.
     Stats,
     /// Your principal.
@@ -128,8 +187,40 @@ enum Cmd {
 
 #[derive(Subcommand, Debug)]
 enum CapsuleCmd {
-    Create { name: String },
+    Create {
+        name: String,
+    },
     List,
+    /// List a capsule's members, or add / remove one.
+    Members {
+        capsule: u64,
+        #[command(subcommand)]
+        action: Option<MembersCmd>,
+    },
+    /// Revoke every link to the capsule's memories (owners); new links work again.
+    RotateLinkKey {
+        capsule: u64,
+    },
+    /// Join a capsule you were invited to (`capsule members add` invites).
+    Accept {
+        capsule: u64,
+    },
+    /// Capsules you were invited to and have not joined yet.
+    Invitations,
+}
+
+#[derive(Subcommand, Debug)]
+enum MembersCmd {
+    /// Invite someone (they join with `keepsake capsule accept`), or change a member's
+    /// role (owners).
+    Add {
+        principal: String,
+        /// owner, writer or reader.
+        #[arg(long, default_value = "reader")]
+        role: String,
+    },
+    /// Remove a member or withdraw an invitation (owners; anyone may remove themselves).
+    Remove { principal: String },
 }
 
 fn main() -> ExitCode {
@@ -164,6 +255,12 @@ async fn connect(g: &Global, as_controller: bool) -> anyhow::Result<Client> {
         let t = AgentTransport::connect(url, canister, g.identity.as_deref()).await?;
         return Ok(Client::new(Box::new(t)));
     }
+    Ok(Client::new(Box::new(open_embedded(g, as_controller)?)))
+}
+
+/// The embedded canister in `--state`, called as the local controller, `--identity`,
+/// or the state folder's own identity.
+fn open_embedded(g: &Global, as_controller: bool) -> anyhow::Result<EmbeddedTransport> {
     let caller = if as_controller {
         ic_host::DEFAULT_CONTROLLER
     } else if let Some(pem) = &g.identity {
@@ -176,12 +273,33 @@ async fn connect(g: &Global, as_controller: bool) -> anyhow::Result<Client> {
             .map_err(anyhow::Error::msg)?
     };
     let wasm = embedded::resolve_wasm(g.wasm.as_deref())?;
-    let t = EmbeddedTransport::open(&g.state, &wasm, caller)?;
-    Ok(Client::new(Box::new(t)))
+    EmbeddedTransport::open(&g.state, &wasm, caller)
+}
+
+/// `KEEPSAKE_STOP_AFTER_CHUNKS`: a test hook that stops uploads, exports and imports
+/// after that many chunks, as if the process had been killed.
+fn stop_after_from_env() -> anyhow::Result<Option<std::sync::Arc<StopAfter>>> {
+    Ok(std::env::var("KEEPSAKE_STOP_AFTER_CHUNKS")
+        .ok()
+        .map(|v| {
+            v.parse::<u64>()
+                .context("KEEPSAKE_STOP_AFTER_CHUNKS must be a number")
+        })
+        .transpose()?
+        .map(StopAfter::new))
 }
 
 struct Bars {
     enabled: bool,
+}
+
+impl Bars {
+    /// Progress bars on a terminal, never with `--json`.
+    fn new(g: &Global) -> Self {
+        Self {
+            enabled: !g.json && std::io::stderr().is_terminal(),
+        }
+    }
 }
 
 struct Bar(ProgressBar);
@@ -195,6 +313,9 @@ impl Progress for Bar {
     }
     fn advance(&self, n: u64) {
         self.0.inc(n);
+    }
+    fn message(&self, m: &str) {
+        self.0.set_message(m.to_string());
     }
 }
 
@@ -277,43 +398,34 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             blob,
             output,
         } => get(g, *memory, asset, *blob, output.as_deref()).await,
-        Cmd::Capsule { cmd } => {
-            let client = connect(g, false).await?;
-            match cmd {
-                CapsuleCmd::Create { name } => {
-                    let c = client.capsules_create(name).await?;
-                    client.checkpoint()?;
-                    if g.json {
-                        println!("{}", json!({ "ok": true, "capsule": capsule_json(&c) }));
-                    } else {
-                        println!("created capsule {} \"{}\"", c.id, c.name);
-                    }
-                }
-                CapsuleCmd::List => {
-                    let list = client.capsules_list().await?;
-                    if g.json {
-                        let v: Vec<_> = list.iter().map(capsule_json).collect();
-                        println!("{}", json!({ "ok": true, "capsules": v }));
-                    } else if list.is_empty() {
-                        println!("no capsules (upload creates one named \"default\")");
-                    } else {
-                        println!(
-                            "{:>6}  {:<24} {:>8} {:>14}",
-                            "id", "name", "role", "bytes used"
-                        );
-                        for c in &list {
-                            let role = c
-                                .my_role
-                                .map(|r| format!("{r:?}"))
-                                .unwrap_or_else(|| "-".into());
-                            println!(
-                                "{:>6}  {:<24} {:>8} {:>14}",
-                                c.id, c.name, role, c.bytes_used
-                            );
-                        }
-                    }
-                }
-            }
+        Cmd::Capsule { cmd } => cmd::capsule::run(g, cmd).await,
+        Cmd::Rm { memory, asset, gc } => cmd::rm::rm(g, *memory, asset.as_deref(), *gc).await,
+        Cmd::Gc { passes } => cmd::rm::gc(g, *passes).await,
+        Cmd::Link {
+            memory,
+            asset,
+            ttl,
+            gateway,
+        } => cmd::links::link(g, *memory, asset, ttl, gateway).await,
+        Cmd::Public {
+            memory,
+            setting,
+            gateway,
+        } => cmd::links::public(g, *memory, *setting, gateway).await,
+        Cmd::Export { dir, capsule } => cmd::transfer::export(g, dir, *capsule).await,
+        Cmd::Import {
+            dir,
+            capsule,
+            chunk_size,
+        } => cmd::transfer::import(g, dir, *capsule, *chunk_size).await,
+        Cmd::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(
+                *shell,
+                &mut Cli::command(),
+                "keepsake",
+                &mut std::io::stdout(),
+            );
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Stats => {
@@ -322,8 +434,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let cfg = client.upload_config().await?;
             let v = json!({
                 "blobs": s.blobs, "blob_bytes": s.blob_bytes, "capsules": s.capsules,
+                "memories": s.memories,
                 "open_sessions": s.open_sessions, "session_bytes": s.session_bytes,
                 "arena_bytes": s.arena_bytes, "free_bytes": s.free_bytes,
+                "gc_pending_bytes": s.gc_pending_bytes, "bytes_freed_total": s.bytes_freed_total,
                 "stable_pages": s.stable_pages, "layout_version": s.layout_version,
                 "default_chunk_size": cfg.default_chunk_size, "max_file_size": cfg.max_file_size,
             });
@@ -351,11 +465,6 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn capsule_json(c: &backend::api::Capsule) -> serde_json::Value {
-    json!({ "id": c.id, "name": c.name, "role": c.my_role.map(|r| format!("{r:?}")), "bytes_used": c.bytes_used,
-            "owners": c.owners.iter().map(Principal::to_text).collect::<Vec<_>>() })
-}
-
 async fn upload(
     g: &Global,
     paths: &[PathBuf],
@@ -370,22 +479,12 @@ async fn upload(
     let client = connect(g, false).await?;
     let cap = client.resolve_capsule(capsule).await?;
     let mut journal = Journal::open(&g.state.join("journal.json"))?;
-    let stop_after = std::env::var("KEEPSAKE_STOP_AFTER_CHUNKS")
-        .ok()
-        .map(|v| {
-            v.parse::<u64>()
-                .context("KEEPSAKE_STOP_AFTER_CHUNKS must be a number")
-        })
-        .transpose()?
-        .map(StopAfter::new);
     let opts = UploadOptions {
         in_flight: g.jobs.max(1),
         chunk_size,
-        stop_after,
+        stop_after: stop_after_from_env()?,
     };
-    let bars = Bars {
-        enabled: !g.json && std::io::stderr().is_terminal(),
-    };
+    let bars = Bars::new(g);
     let t0 = Instant::now();
     let mut done: Vec<FileResult> = Vec::new();
     let mut outcome: Option<(PathBuf, anyhow::Error)> = None;
@@ -613,4 +712,39 @@ async fn get(
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// clap's own consistency checks, and the sharing commands parse (an argument
+    /// named like a global option only fails when parsed).
+    #[test]
+    fn cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+        let cmd = |args: &[&str]| {
+            Cli::try_parse_from([&["keepsake", "--state", "s"], args].concat())
+                .unwrap()
+                .cmd
+        };
+        let Cmd::Public {
+            memory, setting, ..
+        } = cmd(&["public", "4", "off"])
+        else {
+            panic!("public")
+        };
+        assert_eq!((memory, setting), (4, cmd::links::OnOff::Off));
+        let Cmd::Link { asset, ttl, .. } = cmd(&["link", "4", "--gateway", "http://g:1"]) else {
+            panic!("link")
+        };
+        assert_eq!((asset.as_str(), ttl.as_str()), ("original", "1d"));
+        assert!(matches!(
+            cmd(&["capsule", "rotate-link-key", "2"]),
+            Cmd::Capsule {
+                cmd: CapsuleCmd::RotateLinkKey { capsule: 2 }
+            }
+        ));
+    }
 }

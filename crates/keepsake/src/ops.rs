@@ -1,20 +1,19 @@
 //! High-level operations the CLI is made of: upload a file as a memory (with
 //! derivatives), download an asset with verification, list memories.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context};
 use backend::api::{
     self, Asset, AssetInput, AssetKind, AssetSource, BlobMeta, Memory, MemoryCreateArgs, MemoryMeta,
 };
-use futures::stream::{self, StreamExt};
 use serde::Serialize;
 use serde_bytes::ByteBuf;
 use sha2::{Digest, Sha256};
 
 use crate::client::{Client, ClientError};
 use crate::derive::{self, Derivatives, Rendition};
+use crate::download::{self, DownloadOptions};
 use crate::fsutil::hex;
 use crate::journal::{Fingerprint, Journal};
 use crate::mime;
@@ -103,7 +102,8 @@ impl ProgressFactory for NoProgressFactory {
     }
 }
 
-fn blob_asset(
+/// A memory asset that is blob `blob`.
+pub fn blob_asset(
     kind: AssetKind,
     blob: &BlobMeta,
     mime: &str,
@@ -374,14 +374,6 @@ pub struct Downloaded {
     pub verified: bool,
 }
 
-fn tmp_path(out: &Path) -> PathBuf {
-    let name = out
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "download".into());
-    out.with_file_name(format!(".{name}.keepsake-partial"))
-}
-
 /// Streams a blob into `out` (N chunk reads in flight, in order), verifying its SHA-256
 /// against `expected` (and the blob's own) before the file appears under its name.
 pub async fn download_blob(
@@ -391,48 +383,15 @@ pub async fn download_blob(
     out: &Path,
     in_flight: usize,
 ) -> anyhow::Result<Downloaded> {
-    let meta = client.blobs_meta(blob_id).await?;
-    if let Some(exp) = expected {
-        if exp != &meta.sha256[..] {
-            bail!(
-                "checksum mismatch: the memory says {} but blob {blob_id} is {}",
-                hex(exp),
-                hex(&meta.sha256)
-            );
-        }
-    }
-    let tmp = tmp_path(out);
-    let mut file = std::io::BufWriter::new(
-        std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?,
-    );
-    let mut hasher = Sha256::new();
-    let mut size = 0u64;
-    let mut chunks = stream::iter(0..meta.chunk_count)
-        .map(|i| client.blobs_read_chunk(blob_id, i))
-        .buffered(in_flight.max(1));
-    while let Some(chunk) = chunks.next().await {
-        let chunk = chunk?;
-        hasher.update(&chunk);
-        size += chunk.len() as u64;
-        file.write_all(&chunk)?;
-    }
-    file.flush()?;
-    file.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-    let digest = hasher.finalize();
-    if size != meta.size || digest[..] != meta.sha256[..] {
-        let _ = std::fs::remove_file(&tmp);
-        bail!(
-            "checksum mismatch: downloaded {size} bytes hashing to {}, expected {} bytes hashing to {}",
-            hex(&digest),
-            meta.size,
-            hex(&meta.sha256)
-        );
-    }
-    std::fs::rename(&tmp, out).with_context(|| format!("writing {}", out.display()))?;
+    let opts = DownloadOptions {
+        in_flight,
+        ..Default::default()
+    };
+    let f = download::fetch_blob(client, blob_id, expected, out, &opts, &NoProgress).await?;
     Ok(Downloaded {
-        path: out.display().to_string(),
-        size,
-        sha256: hex(&digest),
+        path: f.path,
+        size: f.size,
+        sha256: f.sha256,
         verified: true,
     })
 }
@@ -456,7 +415,7 @@ pub async fn download_asset(
                     hex(&asset.sha256)
                 );
             }
-            crate::fsutil::write_atomic(out, bytes)?;
+            download::write_inline(out, bytes, false)?;
             Ok(Downloaded {
                 path: out.display().to_string(),
                 size: bytes.len() as u64,

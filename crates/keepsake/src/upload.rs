@@ -29,7 +29,7 @@ impl StopAfter {
         Arc::new(Self(AtomicU64::new(chunks)))
     }
     /// Takes one chunk from the budget; false when it is spent.
-    fn take(&self) -> bool {
+    pub fn take(&self) -> bool {
         self.0
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
             .is_ok()
@@ -58,8 +58,22 @@ impl Default for UploadOptions {
 pub trait Progress {
     /// The upload of `total` bytes starts with `done` bytes already on the canister.
     fn begin(&self, _total: u64, _done: u64) {}
-    /// `n` more bytes were accepted by the canister.
+    /// `n` more bytes were accepted by the canister (or, downloading, written).
     fn advance(&self, _n: u64) {}
+    /// What is being worked on now (e.g. the memory an export is writing).
+    fn message(&self, _m: &str) {}
+}
+
+/// One file's progress reported into an overall bar (an export or import of many
+/// files): bytes count, the per-file `begin` only adds what was already done.
+pub struct PartOf<'a>(pub &'a dyn Progress);
+impl Progress for PartOf<'_> {
+    fn begin(&self, _total: u64, done: u64) {
+        self.0.advance(done);
+    }
+    fn advance(&self, n: u64) {
+        self.0.advance(n);
+    }
 }
 
 /// No progress output.
@@ -431,13 +445,28 @@ async fn upload_file_once(
     // A session that comes back finished (resumed after its finish, or already stored)
     // needs no bytes.
     let (blob, sent, already_stored) = if let SessionState::Finished { blob_id } = session.state {
-        (client.blobs_meta(blob_id).await?, Sent { chunks: 0, bytes: 0 }, !resumed)
+        (
+            client.blobs_meta(blob_id).await?,
+            Sent {
+                chunks: 0,
+                bytes: 0,
+            },
+            !resumed,
+        )
     } else {
         let mut file = std::io::BufReader::with_capacity(1 << 20, std::fs::File::open(path)?);
         let (blob, sent) = stream_session(client, &session, &mut file, opts, progress).await?;
         (blob, sent, false)
     };
-    remember_blob(journal, &key, &target, capsule_id, &session, fingerprint, blob.id)?;
+    remember_blob(
+        journal,
+        &key,
+        &target,
+        capsule_id,
+        &session,
+        fingerprint,
+        blob.id,
+    )?;
     Ok(report(blob, &session, sent, resumed, already_stored, t0))
 }
 
@@ -489,6 +518,73 @@ fn placeholder_session(id: u64, blob: &BlobMeta) -> Session {
     }
 }
 
+/// An upload whose SHA-256 is known before it starts (derivatives, imported files).
+#[derive(Clone, Copy, Debug)]
+pub struct Declared<'a> {
+    pub capsule_id: u64,
+    pub size: u64,
+    pub sha256: &'a [u8],
+    pub name: &'a str,
+    pub mime: &'a str,
+    /// The session's idempotency key: the same key finds the same live session.
+    pub key: &'a str,
+    pub pmid: Option<&'a str>,
+}
+
+/// Begins (or finds again, by its key) the session of a declared upload. A capsule that
+/// already stores these bytes answers with a finished session; if the key names a
+/// finished session whose blob was deleted since, a fresh session is begun.
+pub async fn begin_declared(
+    client: &Client,
+    d: &Declared<'_>,
+    opts: &UploadOptions,
+) -> Result<Session, UploadError> {
+    let begin = |key: String| BeginArgs {
+        capsule_id: d.capsule_id,
+        size: d.size,
+        chunk_size: opts.chunk_size,
+        sha256: Some(serde_bytes::ByteBuf::from(d.sha256.to_vec())),
+        mime: d.mime.to_string(),
+        name: d.name.to_string(),
+        pmid: d.pmid.map(str::to_string),
+        idempotency_key: Some(key),
+    };
+    let session = client.uploads_begin(&begin(d.key.to_string())).await?;
+    if let SessionState::Finished { blob_id } = session.state {
+        if let Err(ClientError::Canister(api::Error::NotFound(_))) =
+            client.blobs_meta(blob_id).await
+        {
+            let key = format!("{}-{}", d.key, now_suffix());
+            return Ok(client.uploads_begin(&begin(key)).await?);
+        }
+    }
+    Ok(session)
+}
+
+/// Sends what `session` lacks, reading the source from its start, and finishes. A
+/// finished session (the capsule already had the bytes) needs nothing.
+pub async fn complete(
+    client: &Client,
+    session: &Session,
+    reader: &mut dyn Read,
+    opts: &UploadOptions,
+    progress: &dyn Progress,
+) -> Result<UploadReport, UploadError> {
+    let t0 = Instant::now();
+    if let SessionState::Finished { blob_id } = session.state {
+        let blob = client.blobs_meta(blob_id).await?;
+        progress.begin(blob.size, blob.size);
+        let none = Sent {
+            chunks: 0,
+            bytes: 0,
+        };
+        return Ok(report(blob, session, none, false, true, t0));
+    }
+    let resumed = !session.received.is_empty();
+    let (blob, sent) = stream_session(client, session, reader, opts, progress).await?;
+    Ok(report(blob, session, sent, resumed, false, t0))
+}
+
 /// Uploads bytes held in memory (derivatives). The digest is declared up front, so a
 /// canister that already stores these bytes in the capsule answers with the blob at once.
 #[allow(clippy::too_many_arguments)]
@@ -503,38 +599,19 @@ pub async fn upload_bytes(
     opts: &UploadOptions,
     progress: &dyn Progress,
 ) -> Result<UploadReport, UploadError> {
-    let t0 = Instant::now();
     let sha = Sha256::digest(bytes);
-    let session = client
-        .uploads_begin(&BeginArgs {
-            capsule_id,
-            size: bytes.len() as u64,
-            chunk_size: opts.chunk_size,
-            sha256: Some(serde_bytes::ByteBuf::from(sha.to_vec())),
-            mime: mime.to_string(),
-            name: name.to_string(),
-            pmid: pmid.map(str::to_string),
-            idempotency_key: Some(key.to_string()),
-        })
-        .await?;
-    if let SessionState::Finished { blob_id } = session.state {
-        let blob = client.blobs_meta(blob_id).await?;
-        return Ok(report(
-            blob,
-            &session,
-            Sent {
-                chunks: 0,
-                bytes: 0,
-            },
-            false,
-            true,
-            t0,
-        ));
-    }
-    let resumed = !session.received.is_empty();
+    let d = Declared {
+        capsule_id,
+        size: bytes.len() as u64,
+        sha256: &sha,
+        name,
+        mime,
+        key,
+        pmid,
+    };
+    let session = begin_declared(client, &d, opts).await?;
     let mut reader = bytes;
-    let (blob, sent) = stream_session(client, &session, &mut reader, opts, progress).await?;
-    Ok(report(blob, &session, sent, resumed, false, t0))
+    complete(client, &session, &mut reader, opts, progress).await
 }
 
 #[cfg(test)]

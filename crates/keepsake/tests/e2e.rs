@@ -55,13 +55,10 @@ fn upload_list_and_fetch_back_byte_identical() {
         1,
         "no derivatives for a video"
     );
-    let kinds: Vec<&str> = photo["assets"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a["kind"].as_str().unwrap())
-        .collect();
-    assert_eq!(kinds, ["Original", "Display", "Thumbnail", "Placeholder"]);
+    assert_eq!(
+        common::asset_kinds(photo),
+        ["Original", "Display", "Thumbnail", "Placeholder"]
+    );
     let (vid, pid) = (
         video["memory_id"].as_u64().unwrap(),
         photo["memory_id"].as_u64().unwrap(),

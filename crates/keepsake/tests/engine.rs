@@ -25,10 +25,14 @@ struct TestTransport {
     in_flight: Cell<usize>,
     max_in_flight: Cell<usize>,
     calls: RefCell<BTreeMap<&'static str, u32>>,
-    /// Every n-th put fails transiently before reaching the canister.
+    /// The first put of every n-th chunk fails transiently before reaching the canister.
     fail_before_every: u32,
-    /// Every n-th put reaches the canister, then its reply is "lost".
+    /// The first put of every n-th chunk (counted from 1) reaches the canister, then its
+    /// reply is "lost".
     lose_reply_every: u32,
+    /// Puts per chunk index so far. Failures are injected per chunk, not per call, so
+    /// that however calls interleave, a chunk never exhausts its retries.
+    attempts: RefCell<BTreeMap<u32, u32>>,
 }
 
 impl TestTransport {
@@ -42,6 +46,7 @@ impl TestTransport {
             calls: RefCell::new(BTreeMap::new()),
             fail_before_every: 0,
             lose_reply_every: 0,
+            attempts: RefCell::new(BTreeMap::new()),
         }
     }
     fn count(&self, method: &str) -> u32 {
@@ -52,15 +57,27 @@ impl TestTransport {
 impl Transport for TestTransport {
     fn call(&self, req: Request) -> LocalBoxFuture<'_, Result<Vec<u8>, TransportError>> {
         Box::pin(async move {
-            let n = {
-                let mut c = self.calls.borrow_mut();
-                let e = c.entry(req.method).or_default();
-                *e += 1;
-                *e
-            };
+            *self.calls.borrow_mut().entry(req.method).or_default() += 1;
             let is_put = req.method == "uploads_put_chunk";
+            let (mut fail, mut lose) = (false, false);
             if is_put {
-                if self.fail_before_every > 0 && n % self.fail_before_every == 0 {
+                let (_, idx, _): (u64, u32, serde_bytes::ByteBuf) =
+                    candid::decode_args(&req.arg).unwrap();
+                let attempt = {
+                    let mut a = self.attempts.borrow_mut();
+                    let e = a.entry(idx).or_default();
+                    *e += 1;
+                    *e
+                };
+                let fails_first = self.fail_before_every > 0 && idx % self.fail_before_every == 0;
+                fail = fails_first && attempt == 1;
+                // The first attempt that reaches the canister.
+                let reaches_first = attempt == 1 + u32::from(fails_first);
+                lose =
+                    self.lose_reply_every > 0 && idx % self.lose_reply_every == 1 && reaches_first;
+            }
+            if is_put {
+                if fail {
                     return Err(TransportError::Transient(
                         "injected: connection reset".into(),
                     ));
@@ -72,7 +89,7 @@ impl Transport for TestTransport {
                 self.in_flight.set(self.in_flight.get() - 1);
             }
             let r = self.inner.call(req).await;
-            if is_put && self.lose_reply_every > 0 && n % self.lose_reply_every == 0 {
+            if lose {
                 return Err(TransportError::Transient("injected: reply lost".into()));
             }
             r

@@ -114,12 +114,27 @@ fn every_request_matches_backend_did_and_round_trips() {
     for r in [
         rq::upload_config(),
         rq::stats(),
-        rq::capsules_list(),
-        rq::uploads_list(),
     ] {
         check(&r, &svc);
         candid::decode_args::<()>(&r.arg).unwrap();
     }
+
+    for r in [rq::capsules_page(Some(4), 50), rq::capsules_invitations(Some(4), 50)] {
+        check(&r, &svc);
+        assert_eq!(
+            candid::decode_args::<(Option<u64>, u32)>(&r.arg).unwrap(),
+            (Some(4), 50),
+            "{}",
+            r.method
+        );
+    }
+    let r = rq::capsules_accept(3);
+    check(&r, &svc);
+    assert_eq!(candid::decode_args::<(u64,)>(&r.arg).unwrap().0, 3);
+    let r = rq::uploads_page(Some(8), None);
+    check(&r, &svc);
+    let args = candid::decode_args::<(backend::api::UploadsPageArgs,)>(&r.arg).unwrap().0;
+    assert_eq!((args.capsule_id, args.cursor, args.limit), (None, Some(8), None));
 
     let r = rq::capsules_create("Family");
     check(&r, &svc);
@@ -162,6 +177,12 @@ fn every_request_matches_backend_did_and_round_trips() {
         candid::decode_args::<(u64, candid::Principal, backend::api::Role)>(&r.arg).unwrap(),
         (3, who, backend::api::Role::Writer)
     );
+    let r = rq::capsules_remove_member(3, who);
+    check(&r, &svc);
+    assert_eq!(
+        candid::decode_args::<(u64, candid::Principal)>(&r.arg).unwrap(),
+        (3, who)
+    );
     let cu = backend::api::ConfigUpdate {
         max_file_size: Some(9),
         ..Default::default()
@@ -181,6 +202,36 @@ fn every_request_matches_backend_did_and_round_trips() {
     assert_eq!(
         candid::decode_args::<(u64, AssetKind)>(&r.arg).unwrap(),
         (6, AssetKind::Display)
+    );
+    let r = rq::links_create(6, AssetKind::Thumbnail, 3600);
+    check(&r, &svc);
+    assert_eq!(
+        candid::decode_args::<(u64, AssetKind, u64)>(&r.arg).unwrap(),
+        (6, AssetKind::Thumbnail, 3600)
+    );
+    let r = rq::memories_set_public(6, true);
+    check(&r, &svc);
+    assert_eq!(
+        candid::decode_args::<(u64, bool)>(&r.arg).unwrap(),
+        (6, true)
+    );
+    let r = rq::capsules_rotate_link_key(3);
+    check(&r, &svc);
+    assert_eq!(candid::decode_args::<(u64,)>(&r.arg).unwrap().0, 3);
+    let http = backend::api::HttpRequest {
+        method: "GET".into(),
+        url: "/m/6/original?token=1.x".into(),
+        headers: vec![("Range".into(), "bytes=0-".into())],
+        body: ByteBuf::new(),
+        certificate_version: Some(2),
+    };
+    let r = rq::http_request(&http);
+    check(&r, &svc);
+    assert_eq!(
+        candid::decode_args::<(backend::api::HttpRequest,)>(&r.arg)
+            .unwrap()
+            .0,
+        http
     );
 }
 

@@ -1,7 +1,8 @@
 //! Shared helpers: purpose-built canisters written in WAT.
 #![allow(dead_code)]
 
-use ic_host::{Host, Principal};
+use ic_host::management_types::{CanisterInstallMode, CanisterSettings, InstallCodeArgs, ProvisionalCreateCanisterWithCyclesArgs};
+use ic_host::{Host, Principal, DEFAULT_CONTROLLER};
 
 /// Imports + memory + small helpers shared by every test canister. Memory and
 /// table are deliberately NOT exported: the host must find them itself.
@@ -32,6 +33,11 @@ pub const PRELUDE: &str = r#"
   (import "ic0" "call_on_cleanup" (func $call_on_cleanup (param i32 i32)))
   (import "ic0" "call_data_append" (func $call_data_append (param i32 i32)))
   (import "ic0" "call_perform" (func $call_perform (result i32)))
+  (import "ic0" "call_cycles_add128" (func $call_cycles_add (param i64 i64)))
+  (import "ic0" "msg_cycles_accept128" (func $cycles_accept (param i64 i64 i32)))
+  (import "ic0" "msg_cycles_refunded128" (func $cycles_refunded (param i32)))
+  (import "ic0" "msg_cycles_available128" (func $cycles_available (param i32)))
+  (import "ic0" "canister_status" (func $canister_status (result i32)))
   ;; A real IC API ic-host does not implement: must link, trap when called.
   (import "ic0" "mint_cycles128" (func $unsupported (param i64 i64 i32)))
   (memory $memory 1)
@@ -82,4 +88,25 @@ pub fn q(host: &mut Host, method: &str, arg: &[u8]) -> Vec<u8> {
         Ok(b) => b,
         Err(e) => panic!("query {method} failed: {e}"),
     }
+}
+
+/// Creates a canister through the management canister (controller: [`DEFAULT_CONTROLLER`])
+/// with `cycles`, and installs `wasm` in it.
+pub fn add_canister(host: &mut Host, wasm: &[u8], cycles: u128) -> Principal {
+    let args = ProvisionalCreateCanisterWithCyclesArgs {
+        amount: Some(cycles.into()),
+        settings: Some(CanisterSettings { controllers: Some(vec![DEFAULT_CONTROLLER]), ..Default::default() }),
+        ..Default::default()
+    };
+    let created: ic_host::management_types::CanisterIdRecord =
+        host.management(DEFAULT_CONTROLLER, "provisional_create_canister_with_cycles", &args).expect("create canister");
+    let install = InstallCodeArgs {
+        mode: CanisterInstallMode::Install,
+        canister_id: created.canister_id,
+        wasm_module: wasm.to_vec(),
+        arg: Vec::new(),
+        sender_canister_version: None,
+    };
+    let () = host.management(DEFAULT_CONTROLLER, "install_code", &install).expect("install code");
+    created.canister_id
 }
