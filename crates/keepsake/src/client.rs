@@ -334,8 +334,19 @@ impl Client {
             .await?
             .0)
     }
+    /// Figures of the whole canister (controllers only): on an embedded canister, asked
+    /// as its controller, which the local user is; elsewhere as the caller.
     pub async fn stats(&self) -> ClientResult<Stats> {
-        Ok(self.send::<(Stats,)>(requests::stats()).await?.0)
+        let req = requests::stats();
+        let Some(reply) = self.transport.call_as_controller(req.clone()) else {
+            return Ok(self.send::<(Stats,)>(req).await?.0);
+        };
+        let bytes = reply.await.map_err(ClientError::Transport)?;
+        let (s,): (Stats,) = candid::decode_args(&bytes).map_err(|e| ClientError::Decode {
+            method: "stats",
+            message: e.to_string(),
+        })?;
+        Ok(s)
     }
     pub async fn capsules_create(&self, name: &str) -> ClientResult<Capsule> {
         self.send_result(requests::capsules_create(name)).await
