@@ -135,9 +135,10 @@ impl<M: StableMemory + Clone> State<M> {
         if !self.http.ready() {
             return plain(503, BODY_503);
         }
-        let Ok(path) = ic_http_certification::HttpRequest::get(req.url.clone()).build().get_path() else {
+        let path = match ic_http_certification::HttpRequest::get(req.url.clone()).build().get_path() {
+            Ok(p) if p.starts_with('/') => p,
             // No gateway sends it (nor could verify an answer for it): say what is wrong.
-            return plain(400, BODY_400);
+            _ => return plain(400, BODY_400),
         };
         let found = match route(&path) {
             Route::Memory { id, kind } => self.memory_asset(ctx, req, id, kind).map(|r| (r, UrlForm::Memory)),
