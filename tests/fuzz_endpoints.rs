@@ -153,6 +153,25 @@ fn largest_replies_at_maximal_inputs() {
     raw(b, alice, "blobs_meta", true, candid::encode_one(blob).unwrap());
     raw(b, alice, "blobs_read_chunk", true, candid::encode_args((blob, 0u32)).unwrap());
     raw(b, alice, "blobs_read_range", true, candid::encode_args((blob, 0u64, (2u64 << 20) - 4096)).unwrap());
+    // HTTP: the largest certified part (a 1.9 MB chunk) with the most headers asked for
+    b.advance_time(std::time::Duration::from_secs(1)); // certification passes, link secret
+    let asset = AssetInput { kind: Original, source: AssetSource::Blob(blob), mime: long(512), width: None, height: None, duration_ms: None };
+    let args = MemoryCreateArgs { capsule_id: cap, meta: meta.clone(), assets: vec![asset], idempotency_key: None };
+    let m: Result<Memory> = candid::decode_one(&raw(b, alice, "memories_create", false, candid::encode_one(args).unwrap())).unwrap();
+    let big = m.unwrap().id;
+    raw(b, alice, "memories_set_public", false, candid::encode_args((big, true)).unwrap());
+    let link: Result<Link> = candid::decode_one(&raw(b, alice, "links_create", true, candid::encode_args((big, Original, 30 * 24 * 3600u64)).unwrap())).unwrap();
+    let req = HttpRequest {
+        method: "GET".into(),
+        url: format!("{}&{}", link.unwrap().path, "x".repeat(4096)),
+        headers: vec![("Range".into(), "bytes=1-".into()), ("If-None-Match".into(), long(1024))],
+        body: ByteBuf::new(),
+        certificate_version: Some(2),
+    };
+    let r: HttpResponse = candid::decode_one(&raw(b, alice, "http_request", true, candid::encode_one(req).unwrap())).unwrap();
+    assert_eq!((r.status_code, r.body.len()), (206, 1_900_000));
+    raw(b, alice, "capsules_rotate_link_key", false, candid::encode_one(cap).unwrap());
+    raw(b, alice, "memories_delete", false, candid::encode_one(big).unwrap());
     for i in 0..60u64 {
         let d = harness::file(100, 1000 + i);
         let s = b.begin(alice, cap, d.len(), None);

@@ -16,6 +16,8 @@
 //! listed at `LAYOUT_V2` below.
 
 mod harness;
+#[path = "common/verify.rs"]
+mod verify;
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -137,6 +139,8 @@ fn layout_v2_state_upgrades_to_the_current_layout() {
     let m = m.unwrap();
     assert_eq!(m.assets[1].inline.as_ref().map(|i| i.to_vec()), Some(file(900, 202)));
     assert_eq!((m.meta.taken_at_ns, m.meta.tags.clone()), (Some(7), vec!["t".to_string()]));
+    upgraded_layout_v2_serves_http(&mut e);
+    let b: &mut dyn Backend = &mut e;
     // blobs by capsule, with references; the orphan can go
     let page: api::Result<BlobPage> = b.q(alice, "blobs_list", (1u64, None::<u64>, 10u32));
     let listed: Vec<(u64, Option<u32>)> = page.unwrap().blobs.iter().map(|b| (b.id, b.refs)).collect();
@@ -176,6 +180,57 @@ fn layout_v2_state_upgrades_to_the_current_layout() {
     assert_eq!(page.capsules.iter().map(|c| c.id).collect::<Vec<_>>(), vec![1, 2]);
     let s = b.begin(bob, 2, 10, None);
     assert_eq!(s.capsule_id, 2);
+}
+
+/// `http_request` of a memory as `who`, and whether the response verifies as a
+/// gateway checks it (the host's root key).
+fn http_get(e: &mut Embedded, who: candid::Principal, url: &str, headers: &[(&str, &str)]) -> (HttpResponse, std::result::Result<(), String>) {
+    let req = verify::get(url, headers);
+    let r = e.host.query(who, "http_request", &candid::encode_one(&req).unwrap());
+    let resp: HttpResponse = candid::decode_one(&r.reply.expect("http_request replies")).unwrap();
+    let v = verify::verify(&e.host.root_key(), e.host.canister_id().as_slice(), &req, &resp, e.host.time());
+    (resp, v)
+}
+
+/// Layout-2 memories over HTTP after the upgrade: the certification passes the upgrade
+/// starts (timers) backfill the chunk digests of layout-2 uploads, which took none, and
+/// certify every asset; then members, and anyone once a memory is public, get certified
+/// bytes that are the stored ones.
+fn upgraded_layout_v2_serves_http(e: &mut Embedded) {
+    let (alice, bob, carol) = (user(1), user(2), user(3));
+    let big = file(2_000_000, 204); // blob 3 in memory 2: two 1.8 MB chunks
+    let mut passes = 0;
+    while http_get(e, bob, "/m/2/original", &[]).0.status_code == 503 {
+        passes += 1;
+        assert!(passes < 50, "the certification passes never finished");
+        (&mut *e as &mut dyn Backend).advance_time(Duration::from_secs(1));
+    }
+    // The first part, then the part holding byte 1,900,000: both need backfilled digests.
+    for (range, first) in [(None, 0u64), (Some("bytes=1900000-"), 1_800_000)] {
+        let headers: Vec<(&str, &str)> = range.map(|r| ("Range", r)).into_iter().collect();
+        let (r, ok) = http_get(e, bob, "/m/2/original", &headers);
+        assert_eq!((r.status_code, ok), (206, Ok(())), "{range:?}");
+        let (a, z, total) = verify::content_range(&r);
+        assert_eq!((a, total), (first, 2_000_000));
+        assert_eq!(r.body.as_slice(), &big[a as usize..=z as usize]);
+    }
+    // A reader of capsule 1: a one-chunk blob and an inline asset, whole.
+    for (kind, data) in [("original", file(300_000, 201)), ("placeholder", file(900, 202))] {
+        let (r, ok) = http_get(e, carol, &format!("/m/1/{kind}"), &[]);
+        assert_eq!((r.status_code, ok, r.body.as_slice() == data.as_slice()), (200, Ok(()), true), "{kind}");
+    }
+    // Private to others; public once its owner says so, also by content address.
+    let (r, ok) = http_get(e, candid::Principal::anonymous(), "/m/2/original", &[]);
+    assert_eq!((r.status_code, ok), (403, Ok(())));
+    assert_eq!(http_get(e, alice, "/m/2/original", &[]).0.status_code, 403, "not a member of capsule 2");
+    let r: api::Result<()> = (&mut *e as &mut dyn Backend).call(bob, "memories_set_public", (2u64, true));
+    r.unwrap();
+    let hex: String = sha(&big).iter().map(|b| format!("{b:02x}")).collect();
+    for url in ["/m/2/original".to_string(), format!("/b/{hex}")] {
+        let (r, ok) = http_get(e, candid::Principal::anonymous(), &url, &[]);
+        assert_eq!((r.status_code, ok), (206, Ok(())), "{url}");
+        assert_eq!(r.body.as_slice(), &big[..1_800_000], "{url}");
+    }
 }
 
 /// What the 2 → 3 migration costs per record: layout-2 state with many blobs and open

@@ -176,6 +176,8 @@ fn access_matrix(b: &mut dyn Backend) {
         let r: api::Result<Capsule> = b.call(p, "capsules_accept", (cap,));
         r.unwrap();
     };
+    // the install's timers: HTTP certification and the link secret
+    b.advance_time(Duration::from_secs(1));
     let cap = b.capsule(owner);
     join(b, cap, writer, Role::Writer);
     join(b, cap, reader, Role::Reader);
@@ -315,6 +317,19 @@ fn access_matrix(b: &mut dyn Backend) {
             writers,
         ),
         ("memories_delete", Box::new(move |b: &mut dyn Backend, _| candid::encode_one(fresh_memory(b, false)).unwrap()), writers),
+        // HTTP: a member's request is served, everyone else's is a 403 (see below)
+        (
+            "http_request",
+            Box::new(move |b: &mut dyn Backend, _| {
+                let url = format!("/m/{}/other", fresh_memory(b, true));
+                let req = HttpRequest { method: "GET".into(), url, headers: vec![], body: ByteBuf::new(), certificate_version: Some(2) };
+                candid::encode_one(req).unwrap()
+            }),
+            readers,
+        ),
+        ("links_create", Box::new(move |b: &mut dyn Backend, _| candid::encode_args((fresh_memory(b, true), AssetKind::Other, 600u64)).unwrap()), readers),
+        ("memories_set_public", e(enc(candid::encode_args((mem, true)))), owners),
+        ("capsules_rotate_link_key", e(enc(candid::encode_one(cap))), owners),
         ("admin_set_config", e(enc(candid::encode_one(ConfigUpdate::default()))), controllers),
         ("admin_gc", e(enc(candid::encode_args(()))), controllers),
         // last: accepting makes the invitee a member
@@ -335,6 +350,11 @@ fn access_matrix(b: &mut dyn Backend) {
             let reply = if is_query { b.query(principal(who), method, arg) } else { b.update(principal(who), method, arg) };
             let writes = b.last_stable_writes();
             let refused = match &reply {
+                Ok(raw) if *method == "http_request" => {
+                    let r: HttpResponse = candid::decode_one(raw).unwrap();
+                    assert!(matches!(r.status_code, 200 | 403), "{method} as {who:?}: {}", r.status_code);
+                    r.status_code == 403
+                }
                 // Endpoints without a Result (lists, config) decode to `None` here.
                 Ok(raw) => matches!(
                     candid::decode_one::<api::Result<Reserved>>(raw).ok(),

@@ -37,7 +37,7 @@ pub const UPDATE_REPLY_LIMIT: usize = 2 << 20;
 pub const QUERY_REPLY_LIMIT: usize = 3 << 20;
 
 /// Every method, and whether it is a query.
-pub const METHODS: [(&str, bool); 31] = [
+pub const METHODS: [(&str, bool); 35] = [
     ("admin_gc", false),
     ("admin_set_config", false),
     ("blobs_delete", false),
@@ -52,13 +52,17 @@ pub const METHODS: [(&str, bool); 31] = [
     ("capsules_list", true),
     ("capsules_page", true),
     ("capsules_remove_member", false),
+    ("capsules_rotate_link_key", false),
     ("capsules_set_member", false),
+    ("http_request", true),
+    ("links_create", true),
     ("memories_add_asset", false),
     ("memories_create", false),
     ("memories_delete", false),
     ("memories_get", true),
     ("memories_list", true),
     ("memories_remove_asset", false),
+    ("memories_set_public", false),
     ("memories_update", false),
     ("stats", true),
     ("upload_config", true),
@@ -72,14 +76,16 @@ pub const METHODS: [(&str, bool); 31] = [
 ];
 
 /// Methods whose generated calls mostly come from a principal who may write.
-const WRITES: [&str; 8] = [
+const WRITES: [&str; 10] = [
     "blobs_delete",
     "capsules_remove_member",
+    "capsules_rotate_link_key",
     "capsules_set_member",
     "memories_add_asset",
     "memories_create",
     "memories_delete",
     "memories_remove_asset",
+    "memories_set_public",
     "memories_update",
 ];
 
@@ -209,13 +215,19 @@ fn native_call(s: &mut State<CountingMemory>, ctx: &Ctx, method: &str, arg: &[u8
         "capsules_list" => with!((), || s.capsules_list(ctx)),
         "capsules_page" => with!((Option<u64>, u32), |c, l| s.capsules_page(ctx, c, l)),
         "capsules_remove_member" => with!((u64, Principal), |id, p| s.capsules_remove_member(ctx, id, p)),
+        "capsules_rotate_link_key" => with!((u64), |id| s.capsules_rotate_link_key(ctx, id)),
         "capsules_set_member" => with!((u64, Principal, Role), |id, p, r| s.capsules_set_member(ctx, id, p, r)),
+        // Natively there is no data certificate (nor the Wasm's link secret): the status
+        // is what both must agree on (see `comparable`).
+        "http_request" => with!((HttpRequest), |r| s.http_request(ctx, &r, None)),
+        "links_create" => with!((u64, AssetKind, u64), |id, k, t| s.links_create(ctx, id, k, t)),
         "memories_add_asset" => with!((u64, AssetInput), |id, a| s.memories_add_asset(ctx, id, a)),
         "memories_create" => with!((MemoryCreateArgs), |a| s.memories_create(ctx, a)),
         "memories_delete" => with!((u64), |id| s.memories_delete(ctx, id)),
         "memories_get" => with!((u64), |id| s.memories_get(ctx, id)),
         "memories_list" => with!((u64, Option<u64>, u32), |c, cur, l| s.memories_list(ctx, c, cur, l)),
         "memories_remove_asset" => with!((u64, AssetKind), |id, k| s.memories_remove_asset(ctx, id, k)),
+        "memories_set_public" => with!((u64, bool), |id, p| s.memories_set_public(ctx, id, p)),
         "memories_update" => with!((u64, MemoryMeta), |id, m| s.memories_update(ctx, id, m)),
         "stats" if !ctx.is_controller => Native::Reject,
         "stats" => with!((), || s.stats()),
@@ -228,6 +240,24 @@ fn native_call(s: &mut State<CountingMemory>, ctx: &Ctx, method: &str, arg: &[u8
         "uploads_put_chunk" => with!((u64, u32, ByteBuf), |id, i, b| s.uploads_put_chunk(ctx, id, i, &b)),
         "uploads_status" => with!((u64), |id| s.uploads_status(ctx, id)),
         other => panic!("the fuzzer does not know method {other}"),
+    }
+}
+
+/// What of a reply the Wasm and native runs must agree on: every byte, except for
+/// `http_request` (only the Wasm has a data certificate: its status) and `links_create`
+/// (the link secret comes from the Wasm's `raw_rand`: the reply's kind).
+fn comparable(method: &str, reply: &[u8]) -> Vec<u8> {
+    match method {
+        "http_request" => match candid::decode_one::<HttpResponse>(reply) {
+            Ok(r) => r.status_code.to_be_bytes().to_vec(),
+            Err(_) => reply.to_vec(),
+        },
+        "links_create" => match candid::decode_one::<Result<Link>>(reply) {
+            Ok(Ok(_)) => b"link".to_vec(),
+            Ok(Err(e)) => candid::encode_one(e).expect("encode"),
+            Err(_) => reply.to_vec(),
+        },
+        _ => reply.to_vec(),
     }
 }
 
@@ -275,6 +305,16 @@ fn callers() -> [Principal; 5] {
     ]
 }
 
+/// The native state over `mem`, as the Wasm is once its install or upgrade timers ran:
+/// HTTP certification rebuilt, a link secret set (another one than the Wasm's, which
+/// only `links_create`'s token shows).
+fn open_native(mem: &CountingMemory) -> State<CountingMemory> {
+    let mut s = State::open(mem.clone()).expect("open native state");
+    while s.http_rebuild_step().more {}
+    s.set_link_secret(&[7; 32]);
+    s
+}
+
 /// One input: a fresh canister (Wasm and native), then the input's calls.
 pub struct Driver<'a> {
     host: Host,
@@ -290,9 +330,11 @@ pub struct Driver<'a> {
 
 impl<'a> Driver<'a> {
     pub fn new(wasm: &'a [u8]) -> Self {
-        let host = Host::new(wasm, &candid::encode_args(()).unwrap()).expect("install the canister");
+        let mut host = Host::new(wasm, &candid::encode_args(()).unwrap()).expect("install the canister");
+        let results = host.tick(); // HTTP certification and the link secret's raw_rand
+        assert!(results.iter().all(|r| r.reply.is_ok()), "init timers: {results:?}");
         let mem = CountingMemory::default();
-        let native = State::open(mem.clone()).expect("open native state");
+        let native = open_native(&mem);
         let mut d = Driver { host, wasm, mem, native, known: Known::default(), pending_begin: None, suggested: None };
         d.setup();
         d
@@ -400,7 +442,14 @@ impl<'a> Driver<'a> {
             figures.traps += 1;
             figures.fail(format!("upgrade failed: {r}"));
         }
-        self.native = State::open(self.mem.clone()).expect("reopen native state");
+        // The certification passes post_upgrade starts (zero-delay timers), not housekeeping.
+        for m in self.host.tick() {
+            if let Err(r) = &m.reply {
+                figures.traps += 1;
+                figures.fail(format!("timer message {} after the upgrade failed: {r}", m.method));
+            }
+        }
+        self.native = open_native(&self.mem);
     }
 
     fn random_call(&mut self, u: &mut Unstructured, figures: &mut Figures) {
@@ -452,8 +501,11 @@ impl<'a> Driver<'a> {
         let limit = if is_query { QUERY_REPLY_LIMIT } else { UPDATE_REPLY_LIMIT };
         let outcome = match (&wasm.reply, native) {
             (_, Err(_)) => Outcome::Failure(format!("{label}: the native run panicked"), true),
-            (Ok(bytes), Ok(Native::Reply(nb))) if *bytes != nb => {
-                Outcome::Failure(format!("{label}: the Wasm and native replies differ"), false)
+            (Ok(bytes), Ok(Native::Reply(nb))) if comparable(method, bytes) != comparable(method, &nb) => {
+                Outcome::Failure(
+                    format!("{label}: the Wasm and native replies differ ({:?} vs {:?})", comparable(method, bytes), comparable(method, &nb)),
+                    false,
+                )
             }
             (Ok(bytes), Ok(Native::Reply(_))) if bytes.len() > limit => {
                 Outcome::Failure(format!("{label}: a reply of {} bytes", bytes.len()), false)
@@ -572,6 +624,10 @@ impl<'a> Driver<'a> {
             "capsules_invitations" | "capsules_page" => candid::encode_args((g.opt_id(u), g.limit(u))),
             "capsules_remove_member" => candid::encode_args((g.id(u, &self.known.capsules), g.principal(u))),
             "capsules_set_member" => candid::encode_args((g.id(u, &self.known.capsules), g.principal(u), g.role(u))),
+            "capsules_rotate_link_key" => candid::encode_one(g.id(u, &self.known.capsules)),
+            "http_request" => candid::encode_one(g.http_request(u)),
+            "links_create" => candid::encode_args((g.id(u, &self.known.memories), g.kind(u), g.u64(u))),
+            "memories_set_public" => candid::encode_args((g.id(u, &self.known.memories), u.arbitrary::<bool>().unwrap_or(true))),
             "memories_add_asset" => candid::encode_args((g.id(u, &self.known.memories), g.asset(u))),
             "memories_create" => candid::encode_one(MemoryCreateArgs {
                 capsule_id: g.id(u, &self.known.capsules),
@@ -790,6 +846,35 @@ impl Gen<'_> {
             pmid: self.opt_text(u, 128),
             idempotency_key: self.opt_text(u, 128),
         }
+    }
+    /// A GET of a memory's asset or of content by digest, with or without a range,
+    /// `If-None-Match` or a (forged) token; in maximal mode a long URL and many headers.
+    fn http_request(&self, u: &mut Unstructured) -> HttpRequest {
+        let mut url = match u.int_in_range(0u8..=5).unwrap_or(0) {
+            0 => format!("/b/{}", "ab".repeat(32)),
+            1 => self.text(u, 256),
+            _ => {
+                let kind = self.kind(u);
+                let label = format!("{kind:?}").to_lowercase();
+                format!("/m/{}/{label}", self.id(u, &self.known.memories))
+            }
+        };
+        if u.ratio(1, 4).unwrap_or(false) {
+            url += &format!("?token={}.{}", self.u64(u), self.text(u, 22));
+        }
+        let mut headers = Vec::new();
+        if u.ratio(1, 2).unwrap_or(false) {
+            let range = *u.choose(&["bytes=0-", "bytes=65536-", "bytes=-10", "bytes=99999999-", "bytes=5-3", "bytes=0-1,4-5"]).unwrap_or(&"bytes=0-");
+            headers.push(("Range".to_string(), range.to_string()));
+        }
+        if u.ratio(1, 5).unwrap_or(false) {
+            headers.push(("If-None-Match".to_string(), self.text(u, 80)));
+        }
+        if self.max {
+            let n = *u.choose(&[64usize, 1500]).unwrap_or(&64);
+            headers.extend((0..n).map(|i| (format!("x-{i}"), "v".repeat(1024))));
+        }
+        HttpRequest { method: "GET".into(), url, headers, body: ByteBuf::from(self.bytes(u, 0)), certificate_version: Some(2) }
     }
     fn upload(&self, u: &mut Unstructured) -> Option<Upload> {
         if self.known.uploads.is_empty() {
