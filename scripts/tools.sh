@@ -40,3 +40,14 @@ ICP_CLI_VERSION="1.5.0"
 ensure_icp_cli() {
   npm_bin @icp-sdk/icp-cli-linux-x64 "$ICP_CLI_VERSION" bin/icp
 }
+
+CARGO_FUZZ_VERSION="0.13.2"
+
+# Prints the path of a cargo-fuzz binary, installing it (from crates.io) if needed.
+ensure_cargo_fuzz() {
+  local bin="$TOOLS_DIR/bin/cargo-fuzz"
+  if [ ! -x "$bin" ]; then
+    cargo install --locked --root "$TOOLS_DIR" "cargo-fuzz@$CARGO_FUZZ_VERSION" >&2
+  fi
+  echo "$bin"
+}

@@ -4,6 +4,9 @@ use candid::{CandidType, Principal};
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
+// Fields added after the first release are `opt`: clients built with these types still
+// decode the replies of an older canister, and older clients ignore them.
+
 /// Every refusal of the canister: a kind a client can match on, and a message a human
 /// can read. A refused call changes nothing.
 #[derive(CandidType, Deserialize, Serialize, Clone, Debug, PartialEq, Eq)]
@@ -132,6 +135,9 @@ pub struct BlobMeta {
     pub name: String,
     pub created_at_ns: u64,
     pub session_id: u64,
+    /// Memory assets that use this blob. A blob no memory uses can be deleted with
+    /// `blobs_delete`.
+    pub refs: Option<u32>,
 }
 
 #[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
@@ -146,6 +152,20 @@ pub struct UploadConfig {
     pub hash_bytes_per_message: u64,
     pub max_read_bytes: u64,
     pub max_capsule_bytes: u64,
+    /// Capsules one principal may create (controllers are not bounded).
+    pub max_capsules_per_caller: Option<u32>,
+    /// Capsules the canister holds at most.
+    pub max_capsules: Option<u64>,
+    /// Bytes the canister stores at most (blobs, inline assets, reserved uploads, space
+    /// not yet freed): the rest of stable memory is headroom for the indexes and
+    /// housekeeping, so a full canister still aborts, deletes and frees.
+    pub max_stored_bytes: Option<u64>,
+    /// Members plus pending invitations of one capsule.
+    pub max_members_per_capsule: Option<u32>,
+    /// Chunks of one upload (a larger file needs a larger chunk size).
+    pub max_chunks_per_upload: Option<u32>,
+    /// Every reply (pages included) stays below this many bytes.
+    pub max_reply_bytes: Option<u64>,
 }
 
 #[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
@@ -164,6 +184,10 @@ pub struct Stats {
     pub gc_pending_bytes: u64,
     /// Bytes freed by housekeeping since the canister was created.
     pub bytes_freed_total: u64,
+    /// Bytes declared by open upload sessions (reserved against the quotas).
+    pub reserved_bytes: Option<u64>,
+    /// Bytes counted against `max_stored_bytes` right now.
+    pub stored_bytes: Option<u64>,
 }
 
 #[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
@@ -189,6 +213,58 @@ pub struct Capsule {
     pub bytes_used: u64,
     /// The caller's role in this capsule, if any.
     pub my_role: Option<Role>,
+    /// Bytes declared by the capsule's open upload sessions (reserved at `uploads_begin`).
+    pub reserved_bytes: Option<u64>,
+    /// Principals invited but not yet joined (`capsules_accept`), with the role they get.
+    pub invited: Option<Vec<Member>>,
+}
+
+#[derive(CandidType, Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Member {
+    pub principal: Principal,
+    pub role: Role,
+}
+
+#[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct CapsulePage {
+    pub capsules: Vec<Capsule>,
+    /// Pass back as `cursor` for the next page; `null` at the end.
+    pub next_cursor: Option<u64>,
+}
+
+/// An invitation to a capsule: it takes effect when the invitee calls `capsules_accept`.
+#[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct Invitation {
+    pub capsule_id: u64,
+    pub capsule_name: String,
+    pub role: Role,
+}
+
+#[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct InvitationPage {
+    pub invitations: Vec<Invitation>,
+    pub next_cursor: Option<u64>,
+}
+
+#[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+pub struct UploadsPageArgs {
+    /// `null`: the caller's own open sessions. A capsule id: every open session of that
+    /// capsule (owners and controllers only).
+    pub capsule_id: Option<u64>,
+    pub cursor: Option<u64>,
+    pub limit: Option<u32>,
+}
+
+#[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct SessionPage {
+    pub sessions: Vec<Session>,
+    pub next_cursor: Option<u64>,
+}
+
+#[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct BlobPage {
+    pub blobs: Vec<BlobMeta>,
+    pub next_cursor: Option<u64>,
 }
 
 #[derive(CandidType, Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -296,6 +372,9 @@ pub struct ConfigUpdate {
     pub max_capsule_bytes: Option<u64>,
     pub max_live_sessions_per_caller: Option<u32>,
     pub session_ttl_ns: Option<u64>,
+    pub max_capsules_per_caller: Option<u32>,
+    pub max_capsules: Option<u64>,
+    pub max_stored_bytes: Option<u64>,
 }
 
 /// What one housekeeping pass did (also returned by `admin_gc`).

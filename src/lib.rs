@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod domain;
+pub mod inspect;
 pub mod storage;
 
 use std::cell::RefCell;
@@ -136,10 +137,17 @@ fn uploads_status(session_id: u64) -> Result<Session> {
     with_state(|s| s.uploads_status(&ctx, session_id))
 }
 
+/// The first page of the caller's open sessions (`uploads_page` has them all).
 #[query]
 fn uploads_list() -> Vec<Session> {
     let ctx = ctx();
     with_state(|s| s.uploads_list(&ctx))
+}
+
+#[query]
+fn uploads_page(args: UploadsPageArgs) -> Result<SessionPage> {
+    let ctx = ctx();
+    with_state(|s| s.uploads_page(&ctx, args))
 }
 
 #[query]
@@ -161,8 +169,37 @@ fn blobs_read_range(blob_id: u64, offset: u64, len: u64) -> Result<ByteBuf> {
 }
 
 #[query]
-fn stats() -> Stats {
-    with_state(|s| s.stats())
+fn blobs_list(capsule_id: u64, cursor: Option<u64>, limit: u32) -> Result<BlobPage> {
+    let ctx = ctx();
+    with_state(|s| s.blobs_list(&ctx, capsule_id, cursor, limit))
+}
+
+#[update]
+fn blobs_delete(blob_id: u64) -> Result<()> {
+    let ctx = ctx();
+    with_state(|s| s.blobs_delete(&ctx, blob_id))
+}
+
+/// Endpoints for controllers only whose reply type has no error: others get a reject.
+/// (A module of its own: ic-cdk's guard code names `Result`, which must be std's.)
+mod controllers_only {
+    use super::{is_controller, with_state};
+    use crate::api::Stats;
+    use ic_cdk::query;
+
+    /// Figures of the whole canister.
+    #[query(guard = "caller_is_controller")]
+    fn stats() -> Stats {
+        with_state(|s| s.stats())
+    }
+
+    fn caller_is_controller() -> Result<(), String> {
+        if is_controller(&ic_cdk::api::msg_caller()) {
+            Ok(())
+        } else {
+            Err("Unauthorized: stats are for the canister's controllers".into())
+        }
+    }
 }
 
 #[update]
@@ -171,10 +208,29 @@ fn capsules_create(args: CapsuleCreateArgs) -> Result<Capsule> {
     with_state(|s| s.capsules_create(&ctx, args))
 }
 
+/// The first page of the caller's capsules (`capsules_page` has them all).
 #[query]
 fn capsules_list() -> Vec<Capsule> {
     let ctx = ctx();
     with_state(|s| s.capsules_list(&ctx))
+}
+
+#[query]
+fn capsules_page(cursor: Option<u64>, limit: u32) -> CapsulePage {
+    let ctx = ctx();
+    with_state(|s| s.capsules_page(&ctx, cursor, limit))
+}
+
+#[query]
+fn capsules_invitations(cursor: Option<u64>, limit: u32) -> InvitationPage {
+    let ctx = ctx();
+    with_state(|s| s.capsules_invitations(&ctx, cursor, limit))
+}
+
+#[update]
+fn capsules_accept(capsule_id: u64) -> Result<Capsule> {
+    let ctx = ctx();
+    with_state(|s| s.capsules_accept(&ctx, capsule_id))
 }
 
 #[query]

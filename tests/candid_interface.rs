@@ -49,3 +49,28 @@ fn compatibility_check_refuses_a_breaking_change() {
     assert_ne!(retyped, did, "test must actually change the interface");
     assert!(service_compatible(CandidSource::Text(&retyped), CandidSource::Text(&did)).is_err());
 }
+
+/// `canister_inspect_message` decodes the arguments of every update method: its list
+/// must be exactly the interface's update methods (a missing one would be let through
+/// unchecked, an extra one would be a method that does not exist).
+#[test]
+fn inspect_message_knows_every_update_method() {
+    use candid::types::{FuncMode, TypeInner};
+    let did = backend::candid_interface();
+    let (env, actor) = CandidSource::Text(&did).load().unwrap();
+    let actor = actor.unwrap();
+    let service = match env.trace_type(&actor).unwrap().as_ref() {
+        TypeInner::Class(_, s) => s.clone(),
+        _ => actor,
+    };
+    let TypeInner::Service(methods) = env.trace_type(&service).unwrap().as_ref().clone() else { panic!("service") };
+    let mut updates: Vec<String> = methods
+        .iter()
+        .filter(|(_, ty)| !env.as_func(ty).unwrap().modes.iter().any(|m| matches!(m, FuncMode::Query)))
+        .map(|(name, _)| name.clone())
+        .collect();
+    updates.sort();
+    let mut known: Vec<String> = backend::inspect::UPDATE_METHODS.iter().map(|m| m.to_string()).collect();
+    known.sort();
+    assert_eq!(known, updates);
+}

@@ -242,6 +242,13 @@ fn unknown_urls_get_a_certified_404() {
         let g = h.get(&url, &[]);
         assert_eq!(g.ok().status, 404, "{url}");
     }
+    // Not a URL a gateway could send: a plain 400 that says so (it used to be the 503
+    // of "certifying after an upgrade", which asks clients to retry forever).
+    for url in ["", "aaaa", "m/1/original", "\u{1F600}", "/m/1/original?token=\0"] {
+        let g = h.get(url, &[]);
+        assert_eq!(g.status, 400, "{url:?}");
+        assert!(String::from_utf8_lossy(&g.body).contains("not a valid URL"), "{url:?}");
+    }
 }
 
 #[test]
@@ -251,13 +258,25 @@ fn expiring_links_forgery_and_revocation() {
     // No secret yet (raw_rand has not answered): a clear refusal, no trap.
     assert!(matches!(h.w.state.links_create(&c, h.memory, AssetKind::Thumbnail, 600), Err(Error::InProgress(_))));
     h.w.state.set_link_secret(&[42; 32]);
+    // Callers outside the capsule get the refusal of a memory that does not exist.
+    let missing = h.w.state.links_create(&c, 999, AssetKind::Thumbnail, 600).unwrap_err();
+    assert_eq!(missing, Error::NotFound("memory 999 does not exist".into()));
+    let hidden = Error::NotFound(format!("memory {} does not exist", h.memory));
+    for outsider in [candid::Principal::anonymous(), user(9)] {
+        let o = h.w.ctx(outsider);
+        assert_eq!(h.w.state.links_create(&o, h.memory, AssetKind::Thumbnail, 600), Err(hidden.clone()));
+    }
+    assert_eq!(h.w.state.memories_set_public(&h.w.ctx(user(9)), h.memory, true), Err(hidden.clone()));
+    // Anonymous callers never write: that refusal does not depend on the memory.
     let anon = h.w.ctx(candid::Principal::anonymous());
-    assert!(matches!(h.w.state.links_create(&anon, h.memory, AssetKind::Thumbnail, 600), Err(Error::Unauthorized(_))));
+    assert_eq!(h.w.state.memories_set_public(&anon, h.memory, true), h.w.state.memories_set_public(&anon, 999, true));
     assert!(matches!(h.w.state.links_create(&c, h.memory, AssetKind::Thumbnail, 5), Err(Error::InvalidArgument(_))));
     assert!(matches!(h.w.state.links_create(&c, h.memory, AssetKind::Poster, 600), Err(Error::NotFound(_))));
-    // A reader may mint too.
+    // A reader may mint too, once they accepted the invitation.
     let reader = user(3);
     h.w.state.capsules_set_member(&c, h.cap, reader, Role::Reader).unwrap();
+    assert_eq!(h.w.state.links_create(&h.w.ctx(reader), h.memory, AssetKind::Thumbnail, 600), Err(hidden.clone()));
+    h.w.state.capsules_accept(&h.w.ctx(reader), h.cap).unwrap();
     let link = h.w.state.links_create(&h.w.ctx(reader), h.memory, AssetKind::Thumbnail, 600).unwrap();
     let g = h.get(&link.path, &[]);
     assert_eq!((g.ok().status, g.body == h.thumb), (200, true));
@@ -285,6 +304,14 @@ fn expiring_links_forgery_and_revocation() {
     assert_eq!(h.get(&link.path, &[]).ok().status, 403);
     let link = h.w.state.links_create(&c, h.memory, AssetKind::Thumbnail, 600).unwrap();
     assert_eq!(h.get(&link.path, &[]).ok().status, 200);
+
+    // A member reads over HTTP as a member; removed, on the next request they do not,
+    // and they mint no more links.
+    let req = HttpRequest { method: "GET".into(), url: h.url("thumbnail"), headers: vec![], body: ByteBuf::new(), certificate_version: Some(2) };
+    assert_eq!(h.w.state.http_request(&h.w.ctx(reader), &req, None).status_code, 200);
+    h.w.state.capsules_remove_member(&c, h.cap, reader).unwrap();
+    assert_eq!(h.w.state.http_request(&h.w.ctx(reader), &req, None).status_code, 403);
+    assert_eq!(h.w.state.links_create(&h.w.ctx(reader), h.memory, AssetKind::Thumbnail, 600), Err(hidden));
 }
 
 #[test]

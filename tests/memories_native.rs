@@ -82,7 +82,8 @@ fn a_bad_asset_list_writes_nothing() {
     let cases: Vec<(&str, Vec<AssetInput>, &str)> = vec![
         ("missing blob", vec![blob_asset(AssetKind::Original, good), blob_asset(AssetKind::Display, 999)], "NotFound"),
         ("unfinished upload", vec![blob_asset(AssetKind::Original, open.id + 100)], "NotFound"),
-        ("blob of another capsule", vec![blob_asset(AssetKind::Original, good), blob_asset(AssetKind::Display, foreign)], "InvalidArgument"),
+        // another capsule's blob is not visible from this one: like a missing blob
+        ("blob of another capsule", vec![blob_asset(AssetKind::Original, good), blob_asset(AssetKind::Display, foreign)], "NotFound"),
         ("inline too large", vec![blob_asset(AssetKind::Original, good), inline_asset(AssetKind::Placeholder, vec![1; 32 * 1024 + 1])], "InvalidArgument"),
         ("empty inline", vec![inline_asset(AssetKind::Placeholder, vec![])], "InvalidArgument"),
         ("duplicate kind", vec![blob_asset(AssetKind::Original, good), blob_asset(AssetKind::Original, good)], "InvalidArgument"),
@@ -94,10 +95,11 @@ fn a_bad_asset_list_writes_nothing() {
         assert_eq!(err.kind(), kind, "{what}: {err}");
         assert!(w.mem.snapshot() == before, "{what}: stable memory changed");
     }
-    // the stranger and the anonymous caller cannot create at all
-    for p in [user(9), candid::Principal::anonymous()] {
+    // the stranger (who cannot tell the capsule exists) and the anonymous caller cannot
+    // create at all
+    for (p, kind) in [(user(9), "NotFound"), (candid::Principal::anonymous(), "Unauthorized")] {
         let err = create(&mut w, p, cap, vec![blob_asset(AssetKind::Original, good)], None).unwrap_err();
-        assert_eq!(err.kind(), "Unauthorized");
+        assert_eq!(err.kind(), kind);
     }
     assert_eq!(w.state.stats().memories, 0);
 }
@@ -231,8 +233,10 @@ fn members_and_roles() {
     let cap = w.capsule(alice);
     let a = w.ctx(alice);
     let b = w.ctx(bob);
-    assert!(matches!(w.state.capsules_get(&b, cap), Err(Error::Unauthorized(_))));
+    assert!(matches!(w.state.capsules_get(&b, cap), Err(Error::NotFound(_))), "non-members cannot tell it exists");
     w.state.capsules_set_member(&a, cap, bob, Role::Reader).unwrap();
+    assert!(matches!(w.state.capsules_get(&b, cap), Err(Error::NotFound(_))), "invited is not joined");
+    assert_eq!(w.state.capsules_accept(&b, cap).unwrap().my_role, Some(Role::Reader));
     assert_eq!(w.state.capsules_get(&b, cap).unwrap().my_role, Some(Role::Reader));
     assert!(matches!(w.state.uploads_begin(&b, begin_args(cap, 10, None)), Err(Error::Unauthorized(_))));
     assert!(matches!(w.state.capsules_set_member(&b, cap, carol, Role::Reader), Err(Error::Unauthorized(_))));
@@ -269,5 +273,5 @@ fn memories_list_pages_with_a_cursor() {
     // a limit above the maximum page is clamped; 23 fit in one page of 50
     let all = w.state.memories_list(&c, cap, None, 1000).unwrap();
     assert_eq!((all.memories.len(), all.next_cursor), (23, None));
-    assert!(matches!(w.state.memories_list(&w.ctx(user(5)), cap, None, 10), Err(Error::Unauthorized(_))));
+    assert!(matches!(w.state.memories_list(&w.ctx(user(5)), cap, None, 10), Err(Error::NotFound(_))));
 }

@@ -1,23 +1,57 @@
-//! Reading committed blobs: metadata, one chunk, or a byte range.
+//! Committed blobs: metadata, one chunk or a byte range; the list of a capsule's blobs,
+//! and deleting the ones no memory uses (finished uploads never attached to a memory,
+//! and every blob uploaded before memories existed), which otherwise would count
+//! against the quota forever.
 
 use ic_stable_structures::Memory;
 
+use super::pages::{blob_size, collect_page};
 use super::records::{BlobRecord, MAX_READ_BYTES};
-use super::uploads::blob_meta;
+use super::uploads::{blob_meta, dedup_entry};
 use super::{Ctx, State};
-use crate::api::{BlobMeta, Error, Result, Role};
+use crate::api::{BlobMeta, BlobPage, Error, Result, Role};
 use crate::storage::ChunkKey;
 
 impl<M: Memory + Clone> State<M> {
     fn readable_blob(&self, ctx: &Ctx, blob_id: u64) -> Result<BlobRecord> {
-        let blob = self
-            .st
-            .blobs
-            .get(&blob_id)
-            .map(|b| b.0)
-            .ok_or_else(|| Error::NotFound(format!("blob {blob_id} does not exist")))?;
-        self.require_role(ctx, blob.capsule_id, Role::Reader)?;
-        Ok(blob)
+        self.visible_blob(ctx, blob_id, Role::Reader)
+    }
+
+    /// A capsule's blobs by id, with how many memory assets use each.
+    pub fn blobs_list(&self, ctx: &Ctx, capsule_id: u64, cursor: Option<u64>, limit: u32) -> Result<BlobPage> {
+        self.require_role(ctx, capsule_id, Role::Reader)?;
+        let from = cursor.map_or(0, |c| c.saturating_add(1));
+        let ids = self.st.capsule_blobs.range((capsule_id, from)..=(capsule_id, u64::MAX)).map(|e| e.key().1);
+        let (blobs, next_cursor) =
+            collect_page(ids, limit, |id| self.st.blobs.get(&id).map(|b| b.0), blob_size, |b| blob_meta(&b));
+        Ok(BlobPage { blobs, next_cursor })
+    }
+
+    /// Writers delete a blob no memory uses; its space is freed by housekeeping.
+    pub fn blobs_delete(&mut self, ctx: &Ctx, blob_id: u64) -> Result<()> {
+        let blob = self.visible_blob(ctx, blob_id, Role::Writer)?;
+        if blob.refs > 0 {
+            return Err(Error::Conflict(format!(
+                "blob {blob_id} is used by {} memory asset(s); delete those memories or assets instead",
+                blob.refs
+            )));
+        }
+        self.free_blob(&blob);
+        self.st.save_header();
+        Ok(())
+    }
+
+    /// Drops a blob: its records and index entries now, its chunks through
+    /// housekeeping, its bytes from the capsule's use.
+    pub(crate) fn free_blob(&mut self, blob: &BlobRecord) {
+        self.st.blobs.remove(&blob.id);
+        self.st.dedup.remove(&dedup_entry(blob));
+        self.st.capsule_blobs.remove(&(blob.capsule_id, blob.id));
+        self.st.finished.remove(&blob.session_id);
+        self.enqueue_chunks(blob.stem(), blob.size);
+        self.st.hdr.blob_count -= 1;
+        self.st.hdr.blob_bytes -= blob.size;
+        self.add_capsule_bytes(blob.capsule_id, -(blob.size as i64));
     }
 
     pub fn blobs_meta(&self, ctx: &Ctx, blob_id: u64) -> Result<BlobMeta> {

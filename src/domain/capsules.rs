@@ -1,11 +1,13 @@
-//! Capsules: the owner scope of uploads and blobs. (Membership management comes with
-//! the memories domain.)
+//! Capsules: the owner scope of uploads, blobs and memories. (Membership is in
+//! `members.rs`.)
 
 use ic_stable_structures::Memory;
 
+use super::pages::{capsule_size, collect_page};
+use super::quota::validate_config;
 use super::records::{CapsuleRecord, MAX_TEXT_LEN};
 use super::{Ctx, State};
-use crate::api::{Capsule, CapsuleCreateArgs, ConfigUpdate, Error, Result, Role, UploadConfig};
+use crate::api::{Capsule, CapsuleCreateArgs, CapsulePage, ConfigUpdate, Error, Result, Role, UploadConfig};
 use crate::storage::{Cbor, MemberKey};
 use candid::Principal;
 
@@ -20,6 +22,7 @@ impl<M: Memory + Clone> State<M> {
                 "capsule name must be 1 to {MAX_TEXT_LEN} bytes"
             )));
         }
+        self.check_capsule_create(ctx)?;
         let id = self.st.hdr.next_capsule_id;
         self.st.hdr.next_capsule_id += 1;
         let rec = CapsuleRecord {
@@ -30,64 +33,40 @@ impl<M: Memory + Clone> State<M> {
             readers: vec![],
             created_at_ns: ctx.now,
             bytes_used: 0,
+            reserved_bytes: 0,
+            invited: vec![],
+            created_by: Some(ctx.caller),
         };
         self.st.capsules.insert(id, Cbor(rec.clone()));
         self.st.members.insert(MemberKey { principal: ctx.caller, capsule_id: id }, Role::Owner as u8);
+        self.count_capsule_created(ctx.caller);
         self.st.save_header();
         Ok(self.capsule_view(ctx, rec))
     }
 
-    /// Capsules the caller belongs to, by id.
+    /// The first page of the capsules the caller belongs to (`capsules_page` has them
+    /// all).
     pub fn capsules_list(&self, ctx: &Ctx) -> Vec<Capsule> {
-        let from = MemberKey { principal: ctx.caller, capsule_id: 0 };
+        self.capsules_page(ctx, None, 0).capsules
+    }
+
+    /// Capsules the caller belongs to, by id, page by page.
+    pub fn capsules_page(&self, ctx: &Ctx, cursor: Option<u64>, limit: u32) -> CapsulePage {
+        let from = MemberKey { principal: ctx.caller, capsule_id: cursor.map_or(0, |c| c.saturating_add(1)) };
         let to = MemberKey { principal: ctx.caller, capsule_id: u64::MAX };
-        self.st
-            .members
-            .range(from..=to)
-            .filter_map(|e| self.st.capsules.get(&e.key().capsule_id))
-            .map(|c| self.capsule_view(ctx, c.0))
-            .collect()
+        let ids = self.st.members.range(from..=to).map(|e| e.key().capsule_id);
+        let (capsules, next_cursor) = collect_page(
+            ids,
+            limit,
+            |id| self.st.capsules.get(&id).map(|c| c.0),
+            capsule_size,
+            |c| self.capsule_view(ctx, c),
+        );
+        CapsulePage { capsules, next_cursor }
     }
 
     pub fn capsules_get(&self, ctx: &Ctx, id: u64) -> Result<Capsule> {
         let c = self.require_role(ctx, id, Role::Reader)?;
-        Ok(self.capsule_view(ctx, c))
-    }
-
-    /// Owners (and controllers) add a member or change a member's role. The last owner
-    /// cannot be demoted.
-    pub fn capsules_set_member(&mut self, ctx: &Ctx, id: u64, who: Principal, role: Role) -> Result<Capsule> {
-        let mut c = self.require_role(ctx, id, Role::Owner)?;
-        if who == Principal::anonymous() {
-            return Err(Error::InvalidArgument("the anonymous principal cannot be a member".into()));
-        }
-        if role != Role::Owner && c.owners == [who] {
-            return Err(Error::Conflict(format!("{who} is the last owner of capsule {id}; add another owner first")));
-        }
-        remove_from(&mut c, &who);
-        match role {
-            Role::Owner => c.owners.push(who),
-            Role::Writer => c.writers.push(who),
-            Role::Reader => c.readers.push(who),
-        }
-        self.st.members.insert(MemberKey { principal: who, capsule_id: id }, role as u8);
-        self.st.capsules.insert(id, Cbor(c.clone()));
-        Ok(self.capsule_view(ctx, c))
-    }
-
-    /// Owners remove anyone; any member may leave. The last owner cannot be removed.
-    pub fn capsules_remove_member(&mut self, ctx: &Ctx, id: u64, who: Principal) -> Result<Capsule> {
-        let min = if who == ctx.caller { Role::Reader } else { Role::Owner };
-        let mut c = self.require_role(ctx, id, min)?;
-        if c.role_of(&who).is_none() {
-            return Err(Error::NotFound(format!("{who} is not a member of capsule {id}")));
-        }
-        if c.owners == [who] {
-            return Err(Error::Conflict(format!("{who} is the last owner of capsule {id}; it cannot be removed")));
-        }
-        remove_from(&mut c, &who);
-        self.st.members.remove(&MemberKey { principal: who, capsule_id: id });
-        self.st.capsules.insert(id, Cbor(c.clone()));
         Ok(self.capsule_view(ctx, c))
     }
 
@@ -97,43 +76,30 @@ impl<M: Memory + Clone> State<M> {
             return Err(Error::Unauthorized("only canister controllers can change the configuration".into()));
         }
         let mut cfg = self.st.config();
-        if let Some(v) = u.max_file_size {
-            cfg.max_file_size = v;
-        }
-        if let Some(v) = u.max_capsule_bytes {
-            cfg.max_capsule_bytes = v;
-        }
-        if let Some(v) = u.max_live_sessions_per_caller {
-            cfg.max_live_sessions_per_caller = v;
-        }
-        if let Some(v) = u.session_ttl_ns {
-            cfg.session_ttl_ns = v;
-        }
-        if cfg.max_file_size == 0 || cfg.max_live_sessions_per_caller == 0 || cfg.session_ttl_ns < 60_000_000_000 {
-            return Err(Error::InvalidArgument(
-                "max_file_size and max_live_sessions_per_caller must be > 0, session_ttl_ns at least 60 s".into(),
-            ));
-        }
+        let ConfigUpdate {
+            max_file_size,
+            max_capsule_bytes,
+            max_live_sessions_per_caller,
+            session_ttl_ns,
+            max_capsules_per_caller,
+            max_capsules,
+            max_stored_bytes,
+        } = u;
+        set(&mut cfg.max_file_size, max_file_size);
+        set(&mut cfg.max_capsule_bytes, max_capsule_bytes);
+        set(&mut cfg.max_live_sessions_per_caller, max_live_sessions_per_caller);
+        set(&mut cfg.session_ttl_ns, session_ttl_ns);
+        set(&mut cfg.max_capsules_per_caller, max_capsules_per_caller);
+        set(&mut cfg.max_capsules, max_capsules);
+        set(&mut cfg.max_stored_bytes, max_stored_bytes);
+        validate_config(&cfg)?;
         self.st.set_config(cfg.clone());
         Ok(cfg.view())
     }
-
-    pub(crate) fn capsule_view(&self, ctx: &Ctx, c: CapsuleRecord) -> Capsule {
-        Capsule {
-            my_role: self.role(ctx, &c),
-            id: c.id,
-            name: c.name,
-            owners: c.owners,
-            writers: c.writers,
-            readers: c.readers,
-            created_at_ns: c.created_at_ns,
-            bytes_used: c.bytes_used,
-        }
-    }
 }
 
-fn remove_from(c: &mut CapsuleRecord, who: &Principal) {
-    c.owners.retain(|p| p != who);
-    c.writers.retain(|p| p != who);
-    c.readers.retain(|p| p != who);
+fn set<T>(field: &mut T, value: Option<T>) {
+    if let Some(v) = value {
+        *field = v;
+    }
 }

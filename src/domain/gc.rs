@@ -7,19 +7,24 @@ use ic_stable_structures::Memory;
 use super::records::{SessionRecord, SessionStatus};
 use super::{Ctx, State};
 use crate::api::{Error, GcReport, Result};
-use crate::storage::{ChunkKey, GcItem, OwnerSessionKey};
+use crate::storage::{ChunkKey, ChunkRef, GcItem};
 
 /// Session records examined per pass.
 pub const GC_SESSIONS_PER_PASS: u32 = 100;
-/// Chunks freed per pass.
+/// Chunks freed per pass (each queued item also counts one, found chunks or not).
 pub const GC_CHUNKS_PER_PASS: u32 = 500;
 
 impl<M: Memory + Clone> State<M> {
-    /// Queues chunks `0..chunk_count` under `stem` (holding `bytes`) for freeing.
-    pub(crate) fn enqueue_chunks(&mut self, stem: [u8; 32], chunk_count: u32, bytes: u64) {
+    /// Queues the chunks stored under `stem` (holding `bytes`) for freeing. Only chunks
+    /// that exist are ever visited: housekeeping walks the chunk map under the stem, not
+    /// the indexes a session declared.
+    pub(crate) fn enqueue_chunks(&mut self, stem: [u8; 32], bytes: u64) {
+        if bytes == 0 {
+            return;
+        }
         let seq = self.st.hdr.next_gc_seq;
         self.st.hdr.next_gc_seq += 1;
-        self.st.gc_queue.insert(seq, GcItem { stem, next_idx: 0, chunk_count });
+        self.st.gc_queue.insert(seq, GcItem { stem, next_idx: 0, chunk_count: u32::MAX });
         self.st.hdr.gc_pending_bytes += bytes;
     }
 
@@ -47,11 +52,9 @@ impl<M: Memory + Clone> State<M> {
             self.st.session_expiry.remove(&key);
             let Some(rec) = self.st.sessions.remove(&key.1).map(|r| r.0) else { continue };
             if rec.status == SessionStatus::Open {
-                self.enqueue_chunks(rec.stem(), rec.chunk_count, rec.received_bytes);
-                self.st.hdr.open_sessions -= 1;
-                self.st.hdr.session_bytes -= rec.received_bytes;
-                self.st.owner_sessions.remove(&OwnerSessionKey { owner: rec.owner, session_id: rec.id });
-                self.forget_hasher(rec.id);
+                self.enqueue_chunks(rec.stem(), rec.received_bytes);
+                self.end_reservation(&rec, false);
+                self.forget_open_session(&rec);
                 report.sessions_expired += 1;
             }
             report.records_removed += 1;
@@ -59,23 +62,29 @@ impl<M: Memory + Clone> State<M> {
         let mut budget = GC_CHUNKS_PER_PASS;
         while budget > 0 {
             let Some((seq, mut item)) = self.st.gc_queue.first_key_value() else { break };
-            while budget > 0 && item.next_idx < item.chunk_count {
-                let key = ChunkKey { stem: item.stem, idx: item.next_idx };
-                self.st.http.digests.remove(&key);
-                if let Some(c) = self.st.chunks.remove(&key) {
-                    self.st.arena.free(c.offset, u64::from(c.len));
-                    self.st.hdr.gc_pending_bytes -= u64::from(c.len);
-                    self.st.hdr.bytes_freed_total += u64::from(c.len);
-                    report.chunks_freed += 1;
-                    report.bytes_freed += u64::from(c.len);
-                }
-                item.next_idx += 1;
-                budget -= 1;
+            let from = ChunkKey { stem: item.stem, idx: item.next_idx };
+            let to = ChunkKey { stem: item.stem, idx: item.chunk_count };
+            let found: Vec<(ChunkKey, ChunkRef)> =
+                self.st.chunks.range(from..to).take(budget as usize).map(|e| (*e.key(), e.value())).collect();
+            budget = budget.saturating_sub((found.len() as u32).max(1));
+            for (key, c) in &found {
+                self.st.chunks.remove(key);
+                self.st.http.digests.remove(key);
+                self.st.arena.free(c.offset, u64::from(c.len));
+                self.st.hdr.gc_pending_bytes = self.st.hdr.gc_pending_bytes.saturating_sub(u64::from(c.len));
+                self.st.hdr.bytes_freed_total += u64::from(c.len);
+                report.chunks_freed += 1;
+                report.bytes_freed += u64::from(c.len);
             }
-            if item.next_idx < item.chunk_count {
-                self.st.gc_queue.insert(seq, item);
-            } else {
-                self.st.gc_queue.remove(&seq);
+            match found.last() {
+                // The budget ran out inside this item: continue after its last chunk.
+                Some((last, _)) if budget == 0 => {
+                    item.next_idx = last.idx + 1;
+                    self.st.gc_queue.insert(seq, item);
+                }
+                _ => {
+                    self.st.gc_queue.remove(&seq);
+                }
             }
         }
         report.more = !self.st.gc_queue.is_empty()

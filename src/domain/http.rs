@@ -116,13 +116,16 @@ fn plain(status: u16, body: &[u8]) -> HttpResponse {
             ("content-type".into(), "text/plain; charset=utf-8".into()),
             ("content-length".into(), body.len().to_string()),
             ("cache-control".into(), "no-store".into()),
-            ("retry-after".into(), "2".into()),
-        ],
+        ]
+        .into_iter()
+        .chain((status == 503).then(|| ("retry-after".into(), "2".into())))
+        .collect(),
         body: ByteBuf::from(body.to_vec()),
         upgrade: None,
     }
 }
 
+const BODY_400: &[u8] = b"400 Bad Request: not a valid URL.\n";
 const BODY_503: &[u8] = b"503 Service Unavailable: the canister is certifying its content after an upgrade; retry in a few seconds.\n";
 
 impl<M: StableMemory + Clone> State<M> {
@@ -132,7 +135,11 @@ impl<M: StableMemory + Clone> State<M> {
         if !self.http.ready() {
             return plain(503, BODY_503);
         }
-        let path = ic_http_certification::HttpRequest::get(req.url.clone()).build().get_path().unwrap_or_default();
+        let path = match ic_http_certification::HttpRequest::get(req.url.clone()).build().get_path() {
+            Ok(p) if p.starts_with('/') => p,
+            // No gateway sends it (nor could verify an answer for it): say what is wrong.
+            _ => return plain(400, BODY_400),
+        };
         let found = match route(&path) {
             Route::Memory { id, kind } => self.memory_asset(ctx, req, id, kind).map(|r| (r, UrlForm::Memory)),
             Route::Content { sha256 } => self.public_content(&sha256).map(|s| (Ok(s), UrlForm::Content)),

@@ -58,13 +58,8 @@ impl<M: StableMemory + Clone> State<M> {
 
     /// Any reader of the memory's capsule mints a link to one of its assets.
     pub fn links_create(&self, ctx: &Ctx, memory_id: u64, kind: AssetKind, ttl_secs: u64) -> Result<Link> {
-        let rec = self
-            .st
-            .memories
-            .get(&memory_id)
-            .map(|m| m.0)
-            .ok_or_else(|| Error::NotFound(format!("memory {memory_id} does not exist")))?;
-        self.require_role(ctx, rec.capsule_id, Role::Reader)?;
+        // A memory of a capsule the caller is not in answers like one that does not exist.
+        let rec = self.visible_memory(ctx, memory_id, Role::Reader)?;
         if !rec.assets.iter().any(|a| a.kind == kind) {
             return Err(Error::NotFound(format!("memory {memory_id} has no {kind:?} asset")));
         }
@@ -113,13 +108,7 @@ impl<M: StableMemory + Clone> State<M> {
     /// Owners make a memory's URLs work for anyone (and its bytes available at
     /// `/b/<sha256>`), or private again.
     pub fn memories_set_public(&mut self, ctx: &Ctx, memory_id: u64, public: bool) -> Result<()> {
-        let rec = self
-            .st
-            .memories
-            .get(&memory_id)
-            .map(|m| m.0)
-            .ok_or_else(|| Error::NotFound(format!("memory {memory_id} does not exist")))?;
-        self.require_role(ctx, rec.capsule_id, Role::Owner)?;
+        let rec = self.visible_memory(ctx, memory_id, Role::Owner)?;
         self.sync_public(memory_id, Some(&rec), public);
         Ok(())
     }

@@ -9,16 +9,16 @@ use ic_stable_structures::Memory as StableMemory;
 use serde_bytes::ByteBuf;
 use sha2::{Digest, Sha256};
 
+use super::pages::{collect_page, memory_size};
 use super::records::{
-    AssetRecord, BlobRecord, InlineRef, MemoryRecord, DEFAULT_PAGE, MAX_ASSETS, MAX_DESCRIPTION_LEN, MAX_INLINE_BYTES,
-    MAX_KEY_LEN, MAX_PAGE, MAX_TAGS, MAX_TAG_LEN, MAX_TEXT_LEN,
+    AssetRecord, BlobRecord, InlineRef, MemoryRecord, MAX_ASSETS, MAX_DESCRIPTION_LEN, MAX_INLINE_BYTES, MAX_KEY_LEN,
+    MAX_TAGS, MAX_TAG_LEN, MAX_TEXT_LEN,
 };
-use super::uploads::check_capsule_quota;
 use super::{Ctx, State};
 use crate::api::{
     Asset, AssetInput, AssetKind, AssetSource, Error, Memory, MemoryCreateArgs, MemoryMeta, MemoryPage, Result, Role,
 };
-use crate::storage::{Cbor, DedupKey};
+use crate::storage::Cbor;
 
 fn invalid(msg: String) -> Error {
     Error::InvalidArgument(msg)
@@ -76,7 +76,7 @@ impl<M: StableMemory + Clone> State<M> {
             checked.push(self.check_asset(capsule.id, a)?);
         }
         let inline_bytes: u64 = checked.iter().map(|c| if let Checked::Inline(b) = c { b.len() as u64 } else { 0 }).sum();
-        self.check_inline_quota(capsule.id, inline_bytes)?;
+        self.check_space(&capsule, inline_bytes)?;
 
         // Every check passed: write.
         let id = self.st.hdr.next_memory_id;
@@ -108,26 +108,23 @@ impl<M: StableMemory + Clone> State<M> {
     }
 
     pub fn memories_get(&self, ctx: &Ctx, id: u64) -> Result<Memory> {
-        let rec = self.memory(id)?;
-        self.require_role(ctx, rec.capsule_id, Role::Reader)?;
+        let rec = self.visible_memory(ctx, id, Role::Reader)?;
         Ok(self.memory_view(&rec))
     }
 
-    /// A capsule's memories in creation order, `limit` (at most 50) at a time.
+    /// A capsule's memories in creation order, `limit` (at most 50) at a time, and no
+    /// more than fit one reply (a memory carries up to seven 32 KiB inline images).
     pub fn memories_list(&self, ctx: &Ctx, capsule_id: u64, cursor: Option<u64>, limit: u32) -> Result<MemoryPage> {
         self.require_role(ctx, capsule_id, Role::Reader)?;
-        let limit = if limit == 0 { DEFAULT_PAGE } else { limit.min(MAX_PAGE) } as usize;
         let from = cursor.map_or(0, |c| c.saturating_add(1));
-        let mut ids = self.st.capsule_memories.range((capsule_id, from)..=(capsule_id, u64::MAX)).map(|e| e.key().1);
-        let page: Vec<u64> = ids.by_ref().take(limit).collect();
-        let next_cursor = if ids.next().is_some() { page.last().copied() } else { None };
-        let memories = page.iter().filter_map(|id| self.st.memories.get(id)).map(|m| self.memory_view(&m.0)).collect();
+        let ids = self.st.capsule_memories.range((capsule_id, from)..=(capsule_id, u64::MAX)).map(|e| e.key().1);
+        let (memories, next_cursor) =
+            collect_page(ids, limit, |id| self.st.memories.get(&id).map(|m| m.0), memory_size, |m| self.memory_view(&m));
         Ok(MemoryPage { memories, next_cursor })
     }
 
     pub fn memories_update(&mut self, ctx: &Ctx, id: u64, meta: MemoryMeta) -> Result<Memory> {
-        let mut rec = self.memory(id)?;
-        self.require_role(ctx, rec.capsule_id, Role::Writer)?;
+        let mut rec = self.visible_memory(ctx, id, Role::Writer)?;
         check_meta(&meta)?;
         rec.meta = meta;
         rec.updated_at_ns = ctx.now;
@@ -136,8 +133,7 @@ impl<M: StableMemory + Clone> State<M> {
     }
 
     pub fn memories_add_asset(&mut self, ctx: &Ctx, id: u64, input: AssetInput) -> Result<Memory> {
-        let mut rec = self.memory(id)?;
-        self.require_role(ctx, rec.capsule_id, Role::Writer)?;
+        let mut rec = self.visible_memory(ctx, id, Role::Writer)?;
         if rec.assets.iter().any(|a| a.kind == input.kind) {
             return Err(Error::Conflict(format!(
                 "memory {id} already has a {:?} asset; remove it first",
@@ -149,7 +145,7 @@ impl<M: StableMemory + Clone> State<M> {
         }
         let c = self.check_asset(rec.capsule_id, &input)?;
         let inline_bytes = if let Checked::Inline(b) = &c { b.len() as u64 } else { 0 };
-        self.check_inline_quota(rec.capsule_id, inline_bytes)?;
+        self.check_space(&self.capsule(rec.capsule_id)?, inline_bytes)?;
         let asset = self.attach_asset(input, c);
         rec.assets.push(asset);
         rec.updated_at_ns = ctx.now;
@@ -161,8 +157,7 @@ impl<M: StableMemory + Clone> State<M> {
     }
 
     pub fn memories_remove_asset(&mut self, ctx: &Ctx, id: u64, kind: AssetKind) -> Result<Memory> {
-        let mut rec = self.memory(id)?;
-        self.require_role(ctx, rec.capsule_id, Role::Writer)?;
+        let mut rec = self.visible_memory(ctx, id, Role::Writer)?;
         let Some(pos) = rec.assets.iter().position(|a| a.kind == kind) else {
             return Err(Error::NotFound(format!("memory {id} has no {kind:?} asset")));
         };
@@ -177,8 +172,7 @@ impl<M: StableMemory + Clone> State<M> {
 
     /// Deletes the memory; blobs no other memory references are freed.
     pub fn memories_delete(&mut self, ctx: &Ctx, id: u64) -> Result<()> {
-        let rec = self.memory(id)?;
-        self.require_role(ctx, rec.capsule_id, Role::Writer)?;
+        let rec = self.visible_memory(ctx, id, Role::Writer)?;
         for a in &rec.assets {
             self.release_asset(rec.capsule_id, a);
         }
@@ -197,25 +191,18 @@ impl<M: StableMemory + Clone> State<M> {
 
     // ---- internals ----
 
-    fn memory(&self, id: u64) -> Result<MemoryRecord> {
-        self.st.memories.get(&id).map(|m| m.0).ok_or_else(|| Error::NotFound(format!("memory {id} does not exist")))
-    }
-
     fn check_asset(&self, capsule_id: u64, a: &AssetInput) -> Result<Checked> {
         if a.mime.len() > MAX_TEXT_LEN {
             return Err(invalid(format!("asset mime is over {MAX_TEXT_LEN} bytes")));
         }
         match &a.source {
             AssetSource::Blob(blob_id) => {
-                let blob = self
-                    .st
-                    .blobs
-                    .get(blob_id)
-                    .map(|b| b.0)
-                    .ok_or_else(|| Error::NotFound(format!("blob {blob_id} does not exist (is its upload finished?)")))?;
-                if blob.capsule_id != capsule_id {
-                    return Err(invalid(format!("blob {blob_id} belongs to capsule {}, not {capsule_id}", blob.capsule_id)));
-                }
+                // Another capsule's blob answers like one that does not exist.
+                let blob = self.st.blobs.get(blob_id).map(|b| b.0).filter(|b| b.capsule_id == capsule_id).ok_or_else(|| {
+                    Error::NotFound(format!(
+                        "blob {blob_id} does not exist in capsule {capsule_id} (is its upload finished?)"
+                    ))
+                })?;
                 Ok(Checked::Blob(blob))
             }
             AssetSource::Inline(bytes) => {
@@ -229,10 +216,6 @@ impl<M: StableMemory + Clone> State<M> {
                 Ok(Checked::Inline(bytes.to_vec()))
             }
         }
-    }
-
-    fn check_inline_quota(&self, capsule_id: u64, bytes: u64) -> Result<()> {
-        check_capsule_quota(&self.capsule(capsule_id)?, bytes, self.st.config().max_capsule_bytes)
     }
 
     /// Writes one checked asset: a blob gains a reference, inline bytes go to the arena.
@@ -249,9 +232,7 @@ impl<M: StableMemory + Clone> State<M> {
             Checked::Inline(bytes) => {
                 // Out of stable memory is the one failure left after the checks; trap so
                 // the whole message, including earlier assets, rolls back.
-                let offset = self.st.arena.alloc(bytes.len() as u64).unwrap_or_else(|_| {
-                    panic!("stable memory is full: cannot store an inline asset")
-                });
+                let offset = self.alloc(bytes.len() as u64).unwrap_or_else(|e| panic!("cannot store an inline asset: {e}"));
                 self.st.arena.write(offset, &bytes);
                 let sha = ByteBuf::from(Sha256::digest(&bytes).to_vec());
                 (None, Some(InlineRef { offset, len: bytes.len() as u32 }), bytes.len() as u64, sha)
@@ -284,15 +265,10 @@ impl<M: StableMemory + Clone> State<M> {
             self.st.blobs.insert(blob_id, Cbor(blob));
             return;
         }
-        self.st.blobs.remove(&blob_id);
-        self.st.dedup.remove(&DedupKey { capsule_id: blob.capsule_id, sha256: blob.sha256(), size: blob.size });
-        self.enqueue_chunks(blob.stem(), blob.chunk_count, blob.size);
-        self.st.hdr.blob_count -= 1;
-        self.st.hdr.blob_bytes -= blob.size;
-        self.add_capsule_bytes(blob.capsule_id, -(blob.size as i64));
+        self.free_blob(&blob);
     }
 
-    fn add_capsule_bytes(&mut self, capsule_id: u64, delta: i64) {
+    pub(crate) fn add_capsule_bytes(&mut self, capsule_id: u64, delta: i64) {
         if delta == 0 {
             return;
         }

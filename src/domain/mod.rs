@@ -2,13 +2,17 @@
 //! natively over `VectorMemory`; the endpoint layer in `lib.rs` only adds the caller,
 //! the time and Candid.
 
+pub mod access;
 pub mod blobs;
 pub mod capsules;
 pub mod gc;
 pub mod http;
 pub mod http_cert;
 pub mod links;
+pub mod members;
 pub mod memories;
+pub mod pages;
+pub mod quota;
 pub mod records;
 pub mod uploads;
 
@@ -18,9 +22,8 @@ use candid::Principal;
 use ic_stable_structures::Memory;
 use sha2::Sha256;
 
-use crate::api::{Error, Result, Role, Stats, UploadConfig};
+use crate::api::{Stats, UploadConfig};
 use crate::storage::{Stable, LAYOUT_VERSION};
-use records::CapsuleRecord;
 
 /// Who is calling, and when.
 #[derive(Clone, Copy, Debug)]
@@ -38,7 +41,7 @@ pub struct State<M: Memory> {
     pub(crate) st: Stable<M>,
     /// Live rolling hashers by session id, with the chunk count they cover. A cache of
     /// the serialized state in the session record, never the only copy.
-    hashers: HashMap<u64, (u32, Sha256)>,
+    pub(crate) hashers: HashMap<u64, (u32, Sha256)>,
     /// The HTTP certification tree (a heap cache of stable state, see `http_cert`).
     pub(crate) http: http_cert::HttpCache,
 }
@@ -67,47 +70,9 @@ impl<M: Memory + Clone> State<M> {
             memories: h.memory_count,
             gc_pending_bytes: h.gc_pending_bytes,
             bytes_freed_total: h.bytes_freed_total,
+            reserved_bytes: Some(h.reserved_bytes),
+            stored_bytes: Some(self.stored_bytes()),
         }
-    }
-
-    pub(crate) fn capsule(&self, id: u64) -> Result<CapsuleRecord> {
-        self.st
-            .capsules
-            .get(&id)
-            .map(|c| c.0)
-            .ok_or_else(|| Error::NotFound(format!("capsule {id} does not exist")))
-    }
-
-    /// The caller's role in a capsule; controllers act as owners.
-    pub(crate) fn role(&self, ctx: &Ctx, capsule: &CapsuleRecord) -> Option<Role> {
-        if ctx.is_controller {
-            return Some(Role::Owner);
-        }
-        capsule.role_of(&ctx.caller)
-    }
-
-    pub(crate) fn require_role(&self, ctx: &Ctx, capsule_id: u64, min: Role) -> Result<CapsuleRecord> {
-        if ctx.caller == Principal::anonymous() && min > Role::Reader {
-            return Err(Error::Unauthorized("anonymous callers cannot write; sign in first".into()));
-        }
-        let capsule = self.capsule(capsule_id)?;
-        match self.role(ctx, &capsule) {
-            Some(r) if r >= min => Ok(capsule),
-            Some(r) => Err(Error::Unauthorized(format!(
-                "caller {} is {r:?} of capsule {capsule_id}; this needs {min:?}",
-                ctx.caller
-            ))),
-            None => Err(Error::Unauthorized(format!(
-                "caller {} is not a member of capsule {capsule_id}",
-                ctx.caller
-            ))),
-        }
-    }
-}
-
-impl<M: Memory + Clone> State<M> {
-    pub(crate) fn forget_hasher(&mut self, session_id: u64) {
-        self.hashers.remove(&session_id);
     }
 }
 

@@ -5,7 +5,7 @@ use candid::Principal;
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
-use crate::api::{AssetKind, MemoryMeta, Role, UploadConfig};
+use crate::api::{AssetKind, Member, MemoryMeta, Role, UploadConfig};
 
 pub const MIN_CHUNK_SIZE: u32 = 64 * 1024;
 /// Ingress messages are at most 2 MiB; this leaves room for the Candid envelope.
@@ -28,6 +28,22 @@ pub const MAX_TAGS: usize = 32;
 pub const MAX_TAG_LEN: usize = 64;
 pub const MAX_PAGE: u32 = 50;
 pub const DEFAULT_PAGE: u32 = 20;
+/// Every reply stays below this: 2 MiB (the limit of an update, and of a query run as
+/// an update) less room for the Candid type table and envelope.
+pub const MAX_REPLY_BYTES: u64 = (2 << 20) - (64 << 10);
+/// Members plus pending invitations of one capsule.
+pub const MAX_MEMBERS: usize = 100;
+/// Chunks of one upload: bounds the chunk ranges a session reports (and so its reply).
+pub const MAX_CHUNKS: u32 = 65_536;
+/// The IC's stable memory of one canister.
+pub const STABLE_MEMORY_LIMIT: u64 = 500 << 30;
+/// The most `max_stored_bytes` may be set to: the other 100 GiB of stable memory are
+/// headroom for the arena's fragmentation (1/16 of the stored bytes) and for every
+/// index, so a full canister can always abort, delete and free.
+pub const MAX_STORED_BYTES_LIMIT: u64 = 400 << 30;
+/// Most sessions one caller may keep open (the configurable limit's ceiling): bounds
+/// the sessions a revocation aborts in one message.
+pub const MAX_LIVE_SESSIONS_LIMIT: u32 = 1000;
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Config {
@@ -39,10 +55,26 @@ pub struct Config {
     // are ignored when decoding.)
     #[serde(default = "default_capsule_bytes")]
     pub max_capsule_bytes: u64,
+    // ---- layout 3 ----
+    #[serde(default = "default_capsules_per_caller")]
+    pub max_capsules_per_caller: u32,
+    #[serde(default = "default_capsules")]
+    pub max_capsules: u64,
+    #[serde(default = "default_stored_bytes")]
+    pub max_stored_bytes: u64,
 }
 
 fn default_capsule_bytes() -> u64 {
     100 << 30
+}
+fn default_capsules_per_caller() -> u32 {
+    16
+}
+fn default_capsules() -> u64 {
+    100_000
+}
+fn default_stored_bytes() -> u64 {
+    MAX_STORED_BYTES_LIMIT
 }
 
 impl Default for Config {
@@ -52,6 +84,9 @@ impl Default for Config {
             session_ttl_ns: 24 * 3600 * 1_000_000_000,
             max_live_sessions_per_caller: 64,
             max_capsule_bytes: default_capsule_bytes(),
+            max_capsules_per_caller: default_capsules_per_caller(),
+            max_capsules: default_capsules(),
+            max_stored_bytes: default_stored_bytes(),
         }
     }
 }
@@ -68,6 +103,12 @@ impl Config {
             hash_bytes_per_message: HASH_BYTES_PER_MESSAGE,
             max_read_bytes: MAX_READ_BYTES,
             max_capsule_bytes: self.max_capsule_bytes,
+            max_capsules_per_caller: Some(self.max_capsules_per_caller),
+            max_capsules: Some(self.max_capsules),
+            max_stored_bytes: Some(self.max_stored_bytes),
+            max_members_per_capsule: Some(MAX_MEMBERS as u32),
+            max_chunks_per_upload: Some(MAX_CHUNKS),
+            max_reply_bytes: Some(MAX_REPLY_BYTES),
         }
     }
 }
@@ -122,6 +163,15 @@ impl SessionRecord {
 
     pub fn is_expired(&self, now: u64) -> bool {
         self.status == SessionStatus::Open && now >= self.expires_at_ns
+    }
+
+    /// Bytes this session holds against the quotas: its declared size while open.
+    pub fn reserved(&self) -> u64 {
+        if self.status == SessionStatus::Open {
+            self.size
+        } else {
+            0
+        }
     }
 }
 
@@ -196,6 +246,16 @@ pub struct CapsuleRecord {
     pub readers: Vec<Principal>,
     pub created_at_ns: u64,
     pub bytes_used: u64,
+    // ---- layout 3 ----
+    /// Bytes declared by the capsule's open sessions.
+    #[serde(default)]
+    pub reserved_bytes: u64,
+    /// Invited, not yet joined.
+    #[serde(default)]
+    pub invited: Vec<Member>,
+    /// Who created it (`None` for capsules created before layout 3).
+    #[serde(default)]
+    pub created_by: Option<Principal>,
 }
 
 impl CapsuleRecord {
@@ -209,5 +269,9 @@ impl CapsuleRecord {
         } else {
             None
         }
+    }
+
+    pub fn member_count(&self) -> usize {
+        self.owners.len() + self.writers.len() + self.readers.len() + self.invited.len()
     }
 }

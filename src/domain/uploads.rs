@@ -14,15 +14,18 @@ use serde_bytes::ByteBuf;
 use sha2::digest::common::hazmat::SerializableState;
 use sha2::{Digest, Sha256};
 
+use super::access::session_not_found;
+use super::pages::{collect_page, session_size};
 use super::records::{
-    BlobRecord, SessionRecord, SessionStatus, DEFAULT_CHUNK_SIZE, HASH_BYTES_PER_MESSAGE, MAX_CHUNK_SIZE, MAX_KEY_LEN,
-    MAX_TEXT_LEN, MIN_CHUNK_SIZE,
+    BlobRecord, SessionRecord, SessionStatus, DEFAULT_CHUNK_SIZE, HASH_BYTES_PER_MESSAGE, MAX_CHUNKS, MAX_CHUNK_SIZE,
+    MAX_KEY_LEN, MAX_TEXT_LEN, MIN_CHUNK_SIZE,
 };
 use super::{hex, Ctx, State};
 use crate::api::{
-    BeginArgs, BlobMeta, ChunkRange, Error, PutChunkOk, Result, Role, Session, SessionState,
+    BeginArgs, BlobMeta, ChunkRange, Error, PutChunkOk, Result, Role, Session, SessionPage, SessionState,
+    UploadsPageArgs,
 };
-use crate::storage::{Cbor, ChunkKey, ChunkRef, DedupKey, OwnerSessionKey};
+use crate::storage::{Cbor, ChunkKey, ChunkRef, DedupEntry, OwnerSessionKey};
 
 /// `sha256(pmid "#" session_id)`: unique per session even when parallel uploads share a
 /// provisional memory id.
@@ -62,7 +65,7 @@ fn digest_arg(what: &str, b: &[u8]) -> Result<()> {
 
 impl<M: Memory + Clone> State<M> {
     pub fn uploads_begin(&mut self, ctx: &Ctx, args: BeginArgs) -> Result<Session> {
-        let capsule = self.require_role(ctx, args.capsule_id, Role::Writer)?;
+        let mut capsule = self.require_role(ctx, args.capsule_id, Role::Writer)?;
         let cfg = self.st.config();
         if let Some(key) = &args.idempotency_key {
             check_text("idempotency_key", key, MAX_KEY_LEN)?;
@@ -109,15 +112,21 @@ impl<M: Memory + Clone> State<M> {
                 cfg.max_live_sessions_per_caller
             )));
         }
-        let chunk_count = u32::try_from(args.size.div_ceil(u64::from(chunk_size)))
-            .map_err(|_| Error::InvalidArgument("too many chunks".into()))?;
+        let chunk_count = args.size.div_ceil(u64::from(chunk_size));
+        if chunk_count > u64::from(MAX_CHUNKS) {
+            return Err(Error::InvalidArgument(format!(
+                "a file of {} bytes in chunks of {chunk_size} needs {chunk_count} chunks; at most {MAX_CHUNKS}: use a larger chunk_size",
+                args.size
+            )));
+        }
+        let chunk_count = chunk_count as u32;
         // Identical bytes already in this capsule: nothing to upload.
         let existing = args.sha256.as_ref().and_then(|d| {
             let sha256: [u8; 32] = d.as_slice().try_into().ok()?;
-            self.st.dedup.get(&DedupKey { capsule_id: capsule.id, sha256, size: args.size })
+            self.dedup_lookup(capsule.id, sha256, args.size)
         });
         if existing.is_none() {
-            check_capsule_quota(&capsule, args.size, cfg.max_capsule_bytes)?;
+            self.check_space(&capsule, args.size)?;
         }
 
         let id = self.st.hdr.next_session_id;
@@ -146,16 +155,25 @@ impl<M: Memory + Clone> State<M> {
         };
         self.st.sessions.insert(id, Cbor(rec.clone()));
         self.st.session_expiry.insert((rec.expires_at_ns, id), ());
-        if existing.is_none() {
-            self.st.hdr.open_sessions += 1;
-            self.st.owner_sessions.insert(OwnerSessionKey { owner: ctx.caller, session_id: id }, ());
+        match existing {
+            None => {
+                self.st.hdr.open_sessions += 1;
+                self.st.owner_sessions.insert(OwnerSessionKey { owner: ctx.caller, session_id: id }, ());
+                self.st.capsule_sessions.insert((capsule.id, id), ());
+                self.reserve(&mut capsule, rec.size);
+                self.st.capsules.insert(capsule.id, Cbor(capsule));
+            }
+            Some(blob_id) => {
+                self.st.finished.insert(id, blob_id);
+            }
         }
         self.st.save_header();
         Ok(self.session_view(&rec))
     }
 
     pub fn uploads_put_chunk(&mut self, ctx: &Ctx, session_id: u64, idx: u32, bytes: &[u8]) -> Result<PutChunkOk> {
-        let mut rec = self.open_session_of(ctx, session_id)?;
+        let mut rec = self.own_session_as_writer(ctx, session_id)?;
+        check_open(&rec, ctx.now)?;
         if idx >= rec.chunk_count {
             return Err(Error::InvalidArgument(format!(
                 "chunk index {idx} is out of range: session {session_id} has {} chunks",
@@ -184,11 +202,7 @@ impl<M: Memory + Clone> State<M> {
                 hashed_bytes: rec.hashed_bytes,
             });
         }
-        let offset = self
-            .st
-            .arena
-            .alloc(u64::from(want))
-            .map_err(|_| Error::QuotaExceeded("the canister's stable memory is full".into()))?;
+        let offset = self.alloc(u64::from(want))?;
         self.st.arena.write(offset, bytes);
         self.st.chunks.insert(key, ChunkRef { offset, len: want });
         if rec.chunk_count > 1 {
@@ -213,31 +227,22 @@ impl<M: Memory + Clone> State<M> {
     }
 
     pub fn uploads_finish(&mut self, ctx: &Ctx, session_id: u64, sha256: &[u8], total_len: u64) -> Result<BlobMeta> {
-        let mut rec = self.session_of(ctx, session_id)?;
         digest_arg("sha256", sha256)?;
-        match rec.status {
-            SessionStatus::Finished(blob_id) => {
-                let blob = self.st.blobs.get(&blob_id).map(|b| b.0);
-                return match blob {
-                    Some(b) if b.sha256.as_slice() == sha256 && b.size == total_len => Ok(blob_meta(&b)),
-                    Some(b) => Err(Error::Conflict(format!(
-                        "session {session_id} already finished as blob {blob_id} ({} bytes, sha256 {})",
-                        b.size,
-                        hex(&b.sha256)
-                    ))),
-                    None => Err(Error::NotFound(format!(
-                        "session {session_id} finished as blob {blob_id}, which has since been deleted"
-                    ))),
-                };
-            }
-            SessionStatus::Aborted => {
-                return Err(Error::Conflict(format!("session {session_id} was aborted")));
-            }
-            SessionStatus::Open => {}
+        if !self.st.sessions.contains_key(&session_id) {
+            return self.finish_after_record_dropped(ctx, session_id, sha256, total_len);
         }
-        if rec.is_expired(ctx.now) {
-            return Err(expired(session_id));
+        let rec = self.visible_session(ctx, session_id)?;
+        if rec.owner != ctx.caller {
+            return Err(Error::Unauthorized(format!(
+                "only the creator of upload session {session_id} can finish it; owners can abort it"
+            )));
         }
+        if let SessionStatus::Finished(blob_id) = rec.status {
+            // A retry: it writes nothing, so it needs no more than seeing the session.
+            return self.finished_answer(session_id, blob_id, sha256, total_len);
+        }
+        let mut rec = self.own_session_as_writer(ctx, session_id)?;
+        check_open(&rec, ctx.now)?;
         if total_len != rec.size {
             return Err(Error::InvalidArgument(format!(
                 "total_len {total_len} differs from the declared size {}",
@@ -261,8 +266,11 @@ impl<M: Memory + Clone> State<M> {
                 rec.chunk_count
             )));
         }
+        let ttl = self.st.config().session_ttl_ns;
         if rec.hashed_chunks < rec.chunk_count {
             self.advance_hash(&mut rec, None);
+            // Progress keeps the session alive, like a chunk does.
+            self.set_expiry(&mut rec, ctx.now.saturating_add(ttl));
             self.st.sessions.insert(session_id, Cbor(rec.clone()));
             if rec.hashed_chunks < rec.chunk_count {
                 return Err(Error::InProgress(format!(
@@ -279,18 +287,16 @@ impl<M: Memory + Clone> State<M> {
                 hex(sha256)
             )));
         }
-        let keep_until = ctx.now.saturating_add(self.st.config().session_ttl_ns);
-        let dedup_key = DedupKey { capsule_id: rec.capsule_id, sha256: digest.into(), size: rec.size };
-        if let Some(existing) = self.st.dedup.get(&dedup_key).and_then(|id| self.st.blobs.get(&id)) {
+        let keep_until = ctx.now.saturating_add(ttl);
+        if let Some(existing) = self.dedup_lookup(rec.capsule_id, digest.into(), rec.size).and_then(|id| self.st.blobs.get(&id)) {
             // The capsule already holds these bytes: reuse that blob, free the new chunks.
             let existing = existing.0;
-            self.enqueue_chunks(rec.stem(), rec.chunk_count, rec.received_bytes);
-            self.close_session(&mut rec, SessionStatus::Finished(existing.id), keep_until);
+            self.enqueue_chunks(rec.stem(), rec.received_bytes);
+            self.close_session(&mut rec, SessionStatus::Finished(existing.id), keep_until, false);
             return Ok(blob_meta(&existing));
         }
-        let mut capsule = self.capsule(rec.capsule_id)?;
-        check_capsule_quota(&capsule, rec.size, self.st.config().max_capsule_bytes)?;
         // Commit: a handful of small writes, none of which depends on the file size.
+        // The bytes were reserved at begin: the quota cannot refuse them now.
         let blob_id = self.st.hdr.next_blob_id;
         let blob = BlobRecord {
             id: blob_id,
@@ -306,21 +312,21 @@ impl<M: Memory + Clone> State<M> {
             session_id,
             refs: 0,
         };
-        capsule.bytes_used += rec.size;
-        self.st.capsules.insert(capsule.id, Cbor(capsule));
         self.st.blobs.insert(blob_id, Cbor(blob.clone()));
-        self.st.dedup.insert(dedup_key, blob_id);
+        self.st.capsule_blobs.insert((blob.capsule_id, blob_id), ());
+        self.st.dedup.insert(dedup_entry(&blob), ());
         let h = &mut self.st.hdr;
         h.next_blob_id += 1;
         h.blob_count += 1;
         h.blob_bytes += rec.size;
-        self.close_session(&mut rec, SessionStatus::Finished(blob_id), keep_until);
+        self.close_session(&mut rec, SessionStatus::Finished(blob_id), keep_until, true);
         Ok(blob_meta(&blob))
     }
 
-    /// Frees the session's chunks. Aborting twice is a no-op success.
+    /// Frees the session's chunks. Its creator (while a member) and the capsule's
+    /// owners may abort it. Aborting twice is a no-op success.
     pub fn uploads_abort(&mut self, ctx: &Ctx, session_id: u64) -> Result<()> {
-        let mut rec = self.session_of(ctx, session_id)?;
+        let mut rec = self.visible_session(ctx, session_id)?;
         match rec.status {
             SessionStatus::Aborted => return Ok(()),
             SessionStatus::Finished(blob_id) => {
@@ -330,64 +336,109 @@ impl<M: Memory + Clone> State<M> {
             }
             SessionStatus::Open => {}
         }
-        // Freeing happens in bounded housekeeping passes, so abort costs the same for
-        // a 1 MB and a 1 GB upload.
-        self.enqueue_chunks(rec.stem(), rec.chunk_count, rec.received_bytes);
-        let keep_until = ctx.now.saturating_add(self.st.config().session_ttl_ns);
-        self.close_session(&mut rec, SessionStatus::Aborted, keep_until);
+        self.abort_open_session(&mut rec, ctx.now);
         Ok(())
     }
 
     pub fn uploads_status(&self, ctx: &Ctx, session_id: u64) -> Result<Session> {
-        let rec = self.session_of(ctx, session_id)?;
+        let rec = self.visible_session(ctx, session_id)?;
         Ok(self.session_view(&rec))
     }
 
-    /// The caller's live (open, unexpired) sessions.
+    /// The caller's live (open, unexpired) sessions: the first page of `uploads_page`.
     pub fn uploads_list(&self, ctx: &Ctx) -> Vec<Session> {
-        self.live_sessions_of(ctx.caller, ctx.now).map(|r| self.session_view(&r)).collect()
+        self.uploads_page(ctx, UploadsPageArgs::default()).map(|p| p.sessions).unwrap_or_default()
+    }
+
+    /// Open sessions page by page: the caller's own, or (for its owners) every open
+    /// session of a capsule, by session id.
+    pub fn uploads_page(&self, ctx: &Ctx, args: UploadsPageArgs) -> Result<SessionPage> {
+        let from = args.cursor.map_or(0, |c| c.saturating_add(1));
+        let limit = args.limit.unwrap_or(0);
+        let load = |id: u64| {
+            self.st.sessions.get(&id).map(|r| r.0).filter(|r| r.status == SessionStatus::Open && !r.is_expired(ctx.now))
+        };
+        let (sessions, next_cursor) = match args.capsule_id {
+            None => {
+                let keys = self
+                    .st
+                    .owner_sessions
+                    .range(OwnerSessionKey { owner: ctx.caller, session_id: from }..=OwnerSessionKey { owner: ctx.caller, session_id: u64::MAX })
+                    .map(|e| e.key().session_id);
+                collect_page(keys, limit, load, session_size, |r| self.session_view(&r))
+            }
+            Some(capsule_id) => {
+                self.require_role(ctx, capsule_id, Role::Owner)?;
+                let keys = self.st.capsule_sessions.range((capsule_id, from)..=(capsule_id, u64::MAX)).map(|e| e.key().1);
+                collect_page(keys, limit, load, session_size, |r| self.session_view(&r))
+            }
+        };
+        Ok(SessionPage { sessions, next_cursor })
     }
 
     // ---- internals ----
 
-    /// Ends an open session: the record stays (for idempotent retries) until
-    /// `keep_until`, then housekeeping drops it.
-    fn close_session(&mut self, rec: &mut SessionRecord, status: SessionStatus, keep_until: u64) {
-        self.st.hdr.open_sessions -= 1;
-        self.st.hdr.session_bytes -= rec.received_bytes;
+    /// Ends an open session: gives back its reservation (a new blob keeps the bytes),
+    /// and keeps the record (for idempotent retries) until `keep_until`, when
+    /// housekeeping drops it.
+    fn close_session(&mut self, rec: &mut SessionRecord, status: SessionStatus, keep_until: u64, new_blob: bool) {
+        self.end_reservation(rec, new_blob);
+        self.forget_open_session(rec);
+        if let SessionStatus::Finished(blob_id) = status {
+            self.st.finished.insert(rec.id, blob_id);
+        }
         rec.status = status;
         self.set_expiry(rec, keep_until);
         self.st.sessions.insert(rec.id, Cbor(rec.clone()));
-        self.st.owner_sessions.remove(&OwnerSessionKey { owner: rec.owner, session_id: rec.id });
         self.st.save_header();
+    }
+
+    /// Drops an open session from the open-session counts and indexes.
+    pub(crate) fn forget_open_session(&mut self, rec: &SessionRecord) {
+        self.st.hdr.open_sessions -= 1;
+        self.st.hdr.session_bytes -= rec.received_bytes;
+        self.st.owner_sessions.remove(&OwnerSessionKey { owner: rec.owner, session_id: rec.id });
+        self.st.capsule_sessions.remove(&(rec.capsule_id, rec.id));
         self.hashers.remove(&rec.id);
     }
 
-    fn session_of(&self, ctx: &Ctx, session_id: u64) -> Result<SessionRecord> {
-        let rec = self
-            .st
-            .sessions
-            .get(&session_id)
-            .map(|r| r.0)
-            .ok_or_else(|| Error::NotFound(format!("upload session {session_id} does not exist")))?;
-        if rec.owner != ctx.caller {
-            return Err(Error::Unauthorized(format!(
-                "upload session {session_id} belongs to another caller"
-            )));
-        }
-        Ok(rec)
+    /// Aborts an open session: its received chunks go to housekeeping (so abort costs
+    /// the same for 1 MB and 1 GB) and its reservation is given back.
+    pub(crate) fn abort_open_session(&mut self, rec: &mut SessionRecord, now: u64) {
+        self.enqueue_chunks(rec.stem(), rec.received_bytes);
+        let keep_until = now.saturating_add(self.st.config().session_ttl_ns);
+        self.close_session(rec, SessionStatus::Aborted, keep_until, false);
     }
 
-    fn open_session_of(&self, ctx: &Ctx, session_id: u64) -> Result<SessionRecord> {
-        let rec = self.session_of(ctx, session_id)?;
-        match rec.status {
-            SessionStatus::Finished(blob_id) => Err(Error::Conflict(format!(
-                "session {session_id} is already finished (blob {blob_id})"
+    /// The answer to finishing a session that finished as `blob_id`.
+    fn finished_answer(&self, session_id: u64, blob_id: u64, sha256: &[u8], total_len: u64) -> Result<BlobMeta> {
+        match self.st.blobs.get(&blob_id).map(|b| b.0) {
+            Some(b) if b.sha256.as_slice() == sha256 && b.size == total_len => Ok(blob_meta(&b)),
+            Some(b) => Err(Error::Conflict(format!(
+                "session {session_id} already finished as blob {blob_id} ({} bytes, sha256 {})",
+                b.size,
+                hex(&b.sha256)
             ))),
-            SessionStatus::Aborted => Err(Error::Conflict(format!("session {session_id} was aborted"))),
-            SessionStatus::Open if rec.is_expired(ctx.now) => Err(expired(session_id)),
-            SessionStatus::Open => Ok(rec),
+            None => Err(Error::NotFound(format!(
+                "session {session_id} finished as blob {blob_id}, which has since been deleted"
+            ))),
         }
+    }
+
+    /// A retried finish after housekeeping dropped the session record: the blob it
+    /// finished as answers, for callers who can read it.
+    fn finish_after_record_dropped(&self, ctx: &Ctx, session_id: u64, sha256: &[u8], total_len: u64) -> Result<BlobMeta> {
+        let blob_id = self.st.finished.get(&session_id).ok_or_else(|| session_not_found(session_id))?;
+        match self.visible_blob(ctx, blob_id, Role::Reader) {
+            Ok(_) => self.finished_answer(session_id, blob_id, sha256, total_len),
+            Err(_) => Err(session_not_found(session_id)),
+        }
+    }
+
+    /// A blob of the capsule with these bytes, if any.
+    pub(crate) fn dedup_lookup(&self, capsule_id: u64, sha256: [u8; 32], size: u64) -> Option<u64> {
+        let first = DedupEntry::first(capsule_id, sha256, size);
+        self.st.dedup.range(first..).next().map(|e| *e.key()).filter(|e| e.same_bytes(&first)).map(|e| e.blob_id)
     }
 
     fn live_sessions_of(&self, owner: Principal, now: u64) -> impl Iterator<Item = SessionRecord> + '_ {
@@ -512,14 +563,20 @@ impl<M: Memory + Clone> State<M> {
     }
 }
 
-pub(crate) fn check_capsule_quota(capsule: &super::records::CapsuleRecord, add: u64, max: u64) -> Result<()> {
-    if capsule.bytes_used.saturating_add(add) > max {
-        return Err(Error::QuotaExceeded(format!(
-            "capsule {} holds {} of its {max} bytes; {add} more do not fit",
-            capsule.id, capsule.bytes_used
-        )));
+/// An open session that has not expired.
+fn check_open(rec: &SessionRecord, now: u64) -> Result<()> {
+    match rec.status {
+        SessionStatus::Finished(blob_id) => {
+            Err(Error::Conflict(format!("session {} is already finished (blob {blob_id})", rec.id)))
+        }
+        SessionStatus::Aborted => Err(Error::Conflict(format!("session {} was aborted", rec.id))),
+        SessionStatus::Open if rec.is_expired(now) => Err(expired(rec.id)),
+        SessionStatus::Open => Ok(()),
     }
-    Ok(())
+}
+
+pub(crate) fn dedup_entry(b: &BlobRecord) -> DedupEntry {
+    DedupEntry { capsule_id: b.capsule_id, sha256: b.sha256(), size: b.size, blob_id: b.id }
 }
 
 fn expired(session_id: u64) -> Error {
@@ -540,5 +597,6 @@ pub(crate) fn blob_meta(b: &BlobRecord) -> BlobMeta {
         name: b.name.clone(),
         created_at_ns: b.created_at_ns,
         session_id: b.session_id,
+        refs: Some(b.refs),
     }
 }

@@ -32,6 +32,12 @@ impl<M: Memory> Arena<M> {
 
     /// Reserves `len` bytes: the smallest free extent that fits, else fresh space.
     pub fn alloc(&mut self, len: u64) -> Result<u64, OutOfMemory> {
+        self.alloc_within(len, u64::MAX)
+    }
+
+    /// [`Arena::alloc`] with fresh space only below `limit` (the arena's cap). A refusal
+    /// changes nothing.
+    pub fn alloc_within(&mut self, len: u64, limit: u64) -> Result<u64, OutOfMemory> {
         if len == 0 {
             return Ok(self.end);
         }
@@ -45,6 +51,9 @@ impl<M: Memory> Arena<M> {
         }
         let offset = self.end;
         let needed_end = offset.checked_add(len).ok_or(OutOfMemory)?;
+        if needed_end > limit {
+            return Err(OutOfMemory);
+        }
         let have = self.data.size() * WASM_PAGE;
         if needed_end > have {
             let pages = (needed_end - have).div_ceil(WASM_PAGE);
@@ -134,6 +143,16 @@ mod tests {
         assert_eq!(a.end, 250); // hole [250,300) merged with the freed tail
         assert_eq!(a.free_bytes, 0);
         assert_eq!(a.alloc(10).unwrap(), 250);
+    }
+
+    #[test]
+    fn fresh_space_stops_at_the_limit_and_a_refusal_changes_nothing() {
+        let mut a = arena();
+        assert_eq!(a.alloc_within(600, 1000).unwrap(), 0);
+        assert_eq!(a.alloc_within(500, 1000), Err(OutOfMemory));
+        assert_eq!((a.end, a.free_bytes), (600, 0));
+        a.free(0, 300);
+        assert_eq!(a.alloc_within(300, 1000).unwrap(), 0, "free extents are used whatever the limit");
     }
 
     #[test]

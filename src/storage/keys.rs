@@ -123,29 +123,67 @@ impl Storable for MemberKey {
     const BOUND: Bound = Bound::Bounded { max_size: PRINCIPAL_BYTES as u32 + 8, is_fixed_size: true };
 }
 
-/// `(capsule, sha256, size)`: identical bytes in one capsule are stored once.
+/// One entry per blob of the dedup index (layout 3): `(capsule, sha256, size, blob_id)`.
+/// A capsule's blobs with the same bytes (layout 1 could store duplicates) each have
+/// their own entry, so removing one never removes another's.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub struct DedupKey {
+pub struct DedupEntry {
     pub capsule_id: u64,
     pub sha256: [u8; 32],
     pub size: u64,
+    pub blob_id: u64,
 }
 
-impl Storable for DedupKey {
+impl DedupEntry {
+    /// The first possible entry for these bytes: a range scan from here finds them.
+    pub fn first(capsule_id: u64, sha256: [u8; 32], size: u64) -> Self {
+        DedupEntry { capsule_id, sha256, size, blob_id: 0 }
+    }
+    pub fn same_bytes(&self, other: &DedupEntry) -> bool {
+        (self.capsule_id, self.sha256, self.size) == (other.capsule_id, other.sha256, other.size)
+    }
+}
+
+impl Storable for DedupEntry {
     fn to_bytes(&self) -> Cow<'_, [u8]> {
         Cow::Owned(self.into_bytes())
     }
     fn into_bytes(self) -> Vec<u8> {
-        let mut v = Vec::with_capacity(48);
+        let mut v = Vec::with_capacity(56);
         v.extend_from_slice(&self.capsule_id.to_be_bytes());
         v.extend_from_slice(&self.sha256);
         v.extend_from_slice(&self.size.to_be_bytes());
+        v.extend_from_slice(&self.blob_id.to_be_bytes());
         v
     }
     fn from_bytes(b: Cow<[u8]>) -> Self {
-        DedupKey { capsule_id: u64_at(&b, 0), sha256: b[8..40].try_into().expect("32 bytes"), size: u64_at(&b, 40) }
+        DedupEntry {
+            capsule_id: u64_at(&b, 0),
+            sha256: b[8..40].try_into().expect("32 bytes"),
+            size: u64_at(&b, 40),
+            blob_id: u64_at(&b, 48),
+        }
     }
-    const BOUND: Bound = Bound::Bounded { max_size: 48, is_fixed_size: true };
+    const BOUND: Bound = Bound::Bounded { max_size: 56, is_fixed_size: true };
+}
+
+/// A principal as a fixed-size key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct PrincipalKey(pub Principal);
+
+impl Storable for PrincipalKey {
+    fn to_bytes(&self) -> Cow<'_, [u8]> {
+        Cow::Owned(self.into_bytes())
+    }
+    fn into_bytes(self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(PRINCIPAL_BYTES);
+        put_principal(&mut v, &self.0);
+        v
+    }
+    fn from_bytes(b: Cow<[u8]>) -> Self {
+        PrincipalKey(get_principal(&b))
+    }
+    const BOUND: Bound = Bound::Bounded { max_size: PRINCIPAL_BYTES as u32, is_fixed_size: true };
 }
 
 /// Chunks `next_idx..chunk_count` under `stem` are waiting to be freed.
@@ -189,9 +227,12 @@ mod tests {
             let m = MemberKey { principal: p, capsule_id: 3 };
             assert_eq!(MemberKey::from_bytes(m.to_bytes()), m);
         }
-        let d = DedupKey { capsule_id: 9, sha256: [3; 32], size: 1 << 33 };
-        assert_eq!(DedupKey::from_bytes(d.to_bytes()), d);
         let g = GcItem { stem: [5; 32], next_idx: 7, chunk_count: 560 };
         assert_eq!(GcItem::from_bytes(g.to_bytes()), g);
+        let e = DedupEntry { capsule_id: 9, sha256: [3; 32], size: 1 << 33, blob_id: 77 };
+        assert_eq!(DedupEntry::from_bytes(e.to_bytes()), e);
+        assert!(DedupEntry::first(9, [3; 32], 1 << 33) < e);
+        let p = PrincipalKey(Principal::from_slice(&[9; 29]));
+        assert_eq!(PrincipalKey::from_bytes(p.to_bytes()), p);
     }
 }

@@ -14,6 +14,7 @@
 pub mod arena;
 pub mod http;
 pub mod keys;
+mod migrate;
 
 use std::borrow::Cow;
 
@@ -24,16 +25,19 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::records::{BlobRecord, CapsuleRecord, Config, MemoryRecord, SessionRecord};
-pub use keys::{ChunkKey, ChunkRef, DedupKey, GcItem, MemberKey, OwnerSessionKey};
+pub use keys::{ChunkKey, ChunkRef, DedupEntry, GcItem, MemberKey, OwnerSessionKey, PrincipalKey};
 
 /// Current layout version, recorded in the header.
 ///
 /// - 1: uploads, blobs, capsules (MemoryIds 0-10).
 /// - 2: memories, blob reference counts, dedup index, session expiry index and the
-///   chunk-freeing queue (MemoryIds 11-16). Migration: [`Stable::migrate_v1_to_v2`].
-/// - 3: HTTP serving: chunk body digests, link secret, public memories, the
+///   chunk-freeing queue (MemoryIds 11-16). Migration: `migrate_v1_to_v2`.
+/// - 3: invitations, open sessions by capsule, capsules created per principal, blobs
+///   by capsule, the blob of every finished session, and a dedup index with one entry
+///   per blob (MemoryIds 17-22; 14 is retired); reserved bytes in capsules and header.
+///   Plus HTTP serving: chunk body digests, link secret, public memories, the
 ///   content-addressed index, link-key versions (MemoryIds 23-27, [`http::HttpStable`]).
-///   Migration: [`Stable::migrate_v2_to_v3_http`].
+///   Migration: `migrate_v2_to_v3` (both parts, in `migrate.rs`).
 pub const LAYOUT_VERSION: u32 = 3;
 const MAGIC: [u8; 4] = *b"KSK1";
 
@@ -53,10 +57,21 @@ const MEM_ARENA_FREE_BY_SIZE: MemoryId = MemoryId::new(10);
 const MEM_MEMORIES: MemoryId = MemoryId::new(11);
 const MEM_CAPSULE_MEMORIES: MemoryId = MemoryId::new(12);
 const MEM_MEMORY_IDEMPOTENCY: MemoryId = MemoryId::new(13);
-const MEM_DEDUP: MemoryId = MemoryId::new(14);
+// 14 held the layout-2 dedup index, `(capsule_id u64 BE, sha256, size u64 BE) ->
+// blob_id`: retired at layout 3 (one blob per key only, so layout-1 duplicates lost
+// their entry), replaced by 22. Never reused.
+#[allow(dead_code)]
+const MEM_DEDUP_V2: MemoryId = MemoryId::new(14);
 const MEM_SESSION_EXPIRY: MemoryId = MemoryId::new(15);
 const MEM_GC_QUEUE: MemoryId = MemoryId::new(16);
-// Layout 3 (HTTP serving). 17-22 belong to another part of layout 3.
+// Layout 3
+const MEM_INVITATIONS: MemoryId = MemoryId::new(17);
+const MEM_CAPSULE_SESSIONS: MemoryId = MemoryId::new(18);
+const MEM_PRINCIPALS: MemoryId = MemoryId::new(19);
+const MEM_CAPSULE_BLOBS: MemoryId = MemoryId::new(20);
+const MEM_FINISHED: MemoryId = MemoryId::new(21);
+const MEM_DEDUP: MemoryId = MemoryId::new(22);
+// Layout 3, HTTP serving.
 const MEM_HTTP_DIGESTS: MemoryId = MemoryId::new(23);
 const MEM_HTTP_META: MemoryId = MemoryId::new(24);
 const MEM_HTTP_PUBLIC: MemoryId = MemoryId::new(25);
@@ -97,6 +112,10 @@ pub struct Header {
     /// Bytes freed by housekeeping since the canister was created.
     #[serde(default)]
     pub bytes_freed_total: u64,
+    // ---- layout 3 ----
+    /// Bytes declared by open sessions (each reserves its size until it ends).
+    #[serde(default)]
+    pub reserved_bytes: u64,
 }
 
 fn one() -> u64 {
@@ -122,6 +141,7 @@ impl Default for Header {
             next_gc_seq: 0,
             gc_pending_bytes: 0,
             bytes_freed_total: 0,
+            reserved_bytes: 0,
         }
     }
 }
@@ -169,12 +189,23 @@ pub struct Stable<M: Memory> {
     pub capsule_memories: StableBTreeMap<(u64, u64), (), VMem<M>>,
     /// `sha256(caller, capsule, key) -> memory_id` for idempotent `memories_create`.
     pub memory_idempotency: StableBTreeMap<[u8; 32], u64, VMem<M>>,
-    /// `(capsule, sha256, size) -> blob_id`: a capsule stores identical bytes once.
-    pub dedup: StableBTreeMap<DedupKey, u64, VMem<M>>,
+    /// `(capsule, sha256, size, blob_id)`: a capsule stores identical bytes once.
+    pub dedup: StableBTreeMap<DedupEntry, (), VMem<M>>,
     /// `(expires_at_ns, session_id)` for every session record, for housekeeping.
     pub session_expiry: StableBTreeMap<(u64, u64), (), VMem<M>>,
     /// Chunks waiting to be freed, in bounded batches, oldest first.
     pub gc_queue: StableBTreeMap<u64, GcItem, VMem<M>>,
+    /// `(invitee, capsule) -> role`: invitations not yet accepted.
+    pub invitations: StableBTreeMap<MemberKey, u8, VMem<M>>,
+    /// `(capsule, session)` for every open session.
+    pub capsule_sessions: StableBTreeMap<(u64, u64), (), VMem<M>>,
+    /// Capsules each principal has created.
+    pub principals: StableBTreeMap<PrincipalKey, u32, VMem<M>>,
+    /// `(capsule, blob)` for every blob.
+    pub capsule_blobs: StableBTreeMap<(u64, u64), (), VMem<M>>,
+    /// `session -> blob` for every finished session, so a retried finish gets its
+    /// answer after the session record is gone.
+    pub finished: StableBTreeMap<u64, u64, VMem<M>>,
     /// HTTP serving (layout 3).
     pub http: http::HttpStable<M>,
     /// Heap copy of the header; written back with [`Stable::save_header`].
@@ -223,6 +254,11 @@ impl<M: Memory + Clone> Stable<M> {
             dedup: StableBTreeMap::init(mm.get(MEM_DEDUP)),
             session_expiry: StableBTreeMap::init(mm.get(MEM_SESSION_EXPIRY)),
             gc_queue: StableBTreeMap::init(mm.get(MEM_GC_QUEUE)),
+            invitations: StableBTreeMap::init(mm.get(MEM_INVITATIONS)),
+            capsule_sessions: StableBTreeMap::init(mm.get(MEM_CAPSULE_SESSIONS)),
+            principals: StableBTreeMap::init(mm.get(MEM_PRINCIPALS)),
+            capsule_blobs: StableBTreeMap::init(mm.get(MEM_CAPSULE_BLOBS)),
+            finished: StableBTreeMap::init(mm.get(MEM_FINISHED)),
             http: http::HttpStable::open(
                 &mm,
                 http::HttpMemoryIds {
@@ -241,34 +277,11 @@ impl<M: Memory + Clone> Stable<M> {
             st.migrate_v1_to_v2();
         }
         if st.hdr.layout_version == 2 {
-            st.migrate_v2_to_v3_http();
-            st.hdr.layout_version = 3;
+            st.migrate_v2_to_v3();
         }
         st.save_header();
         Ok(st)
     }
-
-    /// Layout 1 had no dedup index and no expiry index: build both from the records.
-    /// (New header fields decode with their defaults; blob records gain `refs = 0`.)
-    fn migrate_v1_to_v2(&mut self) {
-        let blobs: Vec<BlobRecord> = self.blobs.iter().map(|e| e.value().0).collect();
-        for b in blobs {
-            let key = DedupKey { capsule_id: b.capsule_id, sha256: b.sha256(), size: b.size };
-            self.dedup.insert(key, b.id);
-        }
-        let sessions: Vec<SessionRecord> = self.sessions.iter().map(|e| e.value().0).collect();
-        for s in sessions {
-            self.session_expiry.insert((s.expires_at_ns, s.id), ());
-        }
-        self.hdr.layout_version = 2;
-    }
-
-    /// Layout 3, HTTP part: the new structures start empty, and nothing stored needs
-    /// rewriting, so this step costs the same whatever is stored. Chunk digests of
-    /// multi-chunk blobs uploaded before layout 3 are computed later, in bounded
-    /// background passes (`domain::http` backfills them before certifying an asset);
-    /// memories start private, as they were.
-    fn migrate_v2_to_v3_http(&mut self) {}
 
     pub fn save_header(&mut self) {
         self.hdr.arena_end = self.arena.end;

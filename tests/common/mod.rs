@@ -2,13 +2,14 @@
 //! memory that counts what is written and read.
 #![allow(dead_code)]
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use backend::api::{BeginArgs, BlobMeta, CapsuleCreateArgs, Error, Session};
 use backend::domain::{Ctx, State};
 use candid::Principal;
-use ic_stable_structures::{Memory, VectorMemory};
+use ic_stable_structures::Memory;
 use serde_bytes::ByteBuf;
 
 #[path = "data.rs"]
@@ -19,42 +20,87 @@ pub const MB: usize = 1_000_000;
 pub const CHUNK: u32 = 1_800_000;
 pub const T0: u64 = 1_700_000_000_000_000_000;
 
-/// `VectorMemory` that counts bytes written and read; clones share memory and counters.
+const PAGE: usize = 65_536;
+
+/// A sparse in-memory stable memory (pages exist once written, so the memory manager's
+/// 8 MiB buckets cost nothing until used) that counts bytes written and read; clones
+/// share memory and counters.
 #[derive(Clone, Default)]
 pub struct CountingMemory {
-    inner: VectorMemory,
+    pages: Rc<RefCell<BTreeMap<u64, Box<[u8]>>>>,
+    size: Rc<Cell<u64>>,
     pub written: Rc<Cell<u64>>,
     pub read: Rc<Cell<u64>>,
 }
 
+/// The contents of a `CountingMemory`: its size and its pages that are not all zero.
+#[derive(PartialEq, Eq, Debug)]
+pub struct Snapshot(u64, BTreeMap<u64, Vec<u8>>);
+
 impl CountingMemory {
-    pub fn snapshot(&self) -> Vec<u8> {
-        self.inner.borrow().clone()
+    pub fn snapshot(&self) -> Snapshot {
+        let pages = self.pages.borrow().iter().filter(|(_, p)| p.iter().any(|b| *b != 0)).map(|(i, p)| (*i, p.to_vec())).collect();
+        Snapshot(self.size.get(), pages)
     }
     pub fn reset(&self) {
         self.written.set(0);
         self.read.set(0);
     }
+    /// Calls `f(page, offset in page, pos in buffer, len)` for each page `[offset,
+    /// offset+len)` touches.
+    fn segments(offset: u64, len: usize, mut f: impl FnMut(u64, usize, usize, usize)) {
+        let mut pos = 0;
+        while pos < len {
+            let at = offset + pos as u64;
+            let (page, within) = (at / PAGE as u64, (at % PAGE as u64) as usize);
+            let n = (PAGE - within).min(len - pos);
+            f(page, within, pos, n);
+            pos += n;
+        }
+    }
+    fn check(&self, offset: u64, len: usize) {
+        let end = offset.checked_add(len as u64).expect("offset overflow");
+        assert!(end <= self.size.get() * PAGE as u64, "out of bounds: {offset}+{len} > {} pages", self.size.get());
+    }
 }
 
 impl Memory for CountingMemory {
     fn size(&self) -> u64 {
-        self.inner.size()
+        self.size.get()
     }
     fn grow(&self, pages: u64) -> i64 {
-        self.inner.grow(pages)
+        let old = self.size.get();
+        self.size.set(old + pages);
+        old as i64
     }
     fn read(&self, offset: u64, dst: &mut [u8]) {
+        self.check(offset, dst.len());
         self.read.set(self.read.get() + dst.len() as u64);
-        self.inner.read(offset, dst)
+        let pages = self.pages.borrow();
+        Self::segments(offset, dst.len(), |page, within, pos, n| match pages.get(&page) {
+            Some(p) => dst[pos..pos + n].copy_from_slice(&p[within..within + n]),
+            None => dst[pos..pos + n].fill(0),
+        });
     }
     unsafe fn read_unsafe(&self, offset: u64, dst: *mut u8, count: usize) {
+        self.check(offset, count);
         self.read.set(self.read.get() + count as u64);
-        unsafe { self.inner.read_unsafe(offset, dst, count) }
+        let pages = self.pages.borrow();
+        Self::segments(offset, count, |page, within, pos, n| unsafe {
+            match pages.get(&page) {
+                Some(p) => std::ptr::copy_nonoverlapping(p[within..].as_ptr(), dst.add(pos), n),
+                None => std::ptr::write_bytes(dst.add(pos), 0, n),
+            }
+        });
     }
     fn write(&self, offset: u64, src: &[u8]) {
+        self.check(offset, src.len());
         self.written.set(self.written.get() + src.len() as u64);
-        self.inner.write(offset, src)
+        let mut pages = self.pages.borrow_mut();
+        Self::segments(offset, src.len(), |page, within, pos, n| {
+            let p = pages.entry(page).or_insert_with(|| vec![0u8; PAGE].into_boxed_slice());
+            p[within..within + n].copy_from_slice(&src[pos..pos + n]);
+        });
     }
 }
 

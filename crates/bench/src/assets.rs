@@ -135,7 +135,7 @@ impl Batch {
     pub fn check(&mut self) -> Result<()> {
         let arg = GetArg { key: KEY.into(), accept_encodings: vec!["identity".into()] };
         let (a, _): (EncodedAsset, _) = ok(&mut self.host, false, DEFAULT_CONTROLLER, "get", (arg,), 0)?;
-        if a.total_length != Nat::from(self.file.size) {
+        if a.total_length != self.file.size {
             bail!("asset canister: stored {} bytes, not {}", a.total_length, self.file.size);
         }
         match a.sha256 {

@@ -117,6 +117,29 @@ impl RetryPolicy {
 
 /// Request builders: pure functions from typed arguments to [`Request`]s. The agent
 /// transport sends exactly these; they are unit-tested against `backend.did`.
+/// Items asked for per page of a paginated list (the canister may return fewer: its
+/// pages are bounded by bytes too).
+const PAGE: u32 = 50;
+
+/// Every item of a paginated list: asks for pages from `cursor = None` on, following
+/// `next_cursor` until it is `null` (or stops moving).
+async fn all_pages<T, F, Fut>(mut page: F) -> ClientResult<Vec<T>>
+where
+    F: FnMut(Option<u64>) -> Fut,
+    Fut: std::future::Future<Output = ClientResult<(Vec<T>, Option<u64>)>>,
+{
+    let mut out = Vec::new();
+    let mut cursor = None;
+    loop {
+        let (items, next) = page(cursor).await?;
+        out.extend(items);
+        match next {
+            Some(c) if Some(c) != cursor => cursor = Some(c),
+            _ => return Ok(out),
+        }
+    }
+}
+
 pub mod requests {
     use super::*;
 
@@ -142,8 +165,14 @@ pub mod requests {
             },),
         )
     }
-    pub fn capsules_list() -> Request {
-        enc(Query, "capsules_list", ())
+    pub fn capsules_page(cursor: Option<u64>, limit: u32) -> Request {
+        enc(Query, "capsules_page", (cursor, limit))
+    }
+    pub fn capsules_invitations(cursor: Option<u64>, limit: u32) -> Request {
+        enc(Query, "capsules_invitations", (cursor, limit))
+    }
+    pub fn capsules_accept(id: u64) -> Request {
+        enc(Update, "capsules_accept", (id,))
     }
     pub fn capsules_get(id: u64) -> Request {
         enc(Query, "capsules_get", (id,))
@@ -171,8 +200,13 @@ pub mod requests {
     pub fn uploads_status(session: u64) -> Request {
         enc(Query, "uploads_status", (session,))
     }
-    pub fn uploads_list() -> Request {
-        enc(Query, "uploads_list", ())
+    pub fn uploads_page(cursor: Option<u64>, limit: Option<u32>) -> Request {
+        let args = api::UploadsPageArgs {
+            capsule_id: None,
+            cursor,
+            limit,
+        };
+        enc(Query, "uploads_page", (args,))
     }
     pub fn blobs_meta(blob: u64) -> Request {
         enc(Query, "blobs_meta", (blob,))
@@ -300,17 +334,43 @@ impl Client {
             .await?
             .0)
     }
+    /// Figures of the whole canister (controllers only): on an embedded canister, asked
+    /// as its controller, which the local user is; elsewhere as the caller.
     pub async fn stats(&self) -> ClientResult<Stats> {
-        Ok(self.send::<(Stats,)>(requests::stats()).await?.0)
+        let req = requests::stats();
+        let Some(reply) = self.transport.call_as_controller(req.clone()) else {
+            return Ok(self.send::<(Stats,)>(req).await?.0);
+        };
+        let bytes = reply.await.map_err(ClientError::Transport)?;
+        let (s,): (Stats,) = candid::decode_args(&bytes).map_err(|e| ClientError::Decode {
+            method: "stats",
+            message: e.to_string(),
+        })?;
+        Ok(s)
     }
     pub async fn capsules_create(&self, name: &str) -> ClientResult<Capsule> {
         self.send_result(requests::capsules_create(name)).await
     }
+    /// Every capsule the caller is a member of, following `next_cursor`.
     pub async fn capsules_list(&self) -> ClientResult<Vec<Capsule>> {
-        Ok(self
-            .send::<(Vec<Capsule>,)>(requests::capsules_list())
-            .await?
-            .0)
+        all_pages(|cursor| async move {
+            let (p,): (api::CapsulePage,) = self.send(requests::capsules_page(cursor, PAGE)).await?;
+            Ok((p.capsules, p.next_cursor))
+        })
+        .await
+    }
+    /// Every invitation the caller has not accepted yet, following `next_cursor`.
+    pub async fn capsules_invitations(&self) -> ClientResult<Vec<api::Invitation>> {
+        all_pages(|cursor| async move {
+            let (p,): (api::InvitationPage,) =
+                self.send(requests::capsules_invitations(cursor, PAGE)).await?;
+            Ok((p.invitations, p.next_cursor))
+        })
+        .await
+    }
+    /// Joins a capsule the caller was invited to, with the invited role.
+    pub async fn capsules_accept(&self, id: u64) -> ClientResult<Capsule> {
+        self.send_result(requests::capsules_accept(id)).await
     }
     pub async fn uploads_begin(&self, args: &BeginArgs) -> ClientResult<Session> {
         self.send_result(requests::uploads_begin(args)).await
@@ -339,11 +399,13 @@ impl Client {
     pub async fn uploads_status(&self, session: u64) -> ClientResult<Session> {
         self.send_result(requests::uploads_status(session)).await
     }
+    /// Every open upload session of the caller, following `next_cursor`.
     pub async fn uploads_list(&self) -> ClientResult<Vec<Session>> {
-        Ok(self
-            .send::<(Vec<Session>,)>(requests::uploads_list())
-            .await?
-            .0)
+        all_pages(|cursor| async move {
+            let p: api::SessionPage = self.send_result(requests::uploads_page(cursor, None)).await?;
+            Ok((p.sessions, p.next_cursor))
+        })
+        .await
     }
     pub async fn blobs_meta(&self, blob: u64) -> ClientResult<BlobMeta> {
         self.send_result(requests::blobs_meta(blob)).await
@@ -439,18 +501,13 @@ impl Client {
         self.send_result(requests::admin_gc()).await
     }
 
-    /// Every memory of a capsule, following `next_cursor` (pages of 50).
+    /// Every memory of a capsule, following `next_cursor`.
     pub async fn memories_all(&self, capsule: u64) -> ClientResult<Vec<Memory>> {
-        let mut out = Vec::new();
-        let mut cursor = None;
-        loop {
-            let page = self.memories_list(capsule, cursor, 50).await?;
-            out.extend(page.memories);
-            match page.next_cursor {
-                Some(c) if Some(c) != cursor => cursor = Some(c),
-                _ => return Ok(out),
-            }
-        }
+        all_pages(|cursor| async move {
+            let p = self.memories_list(capsule, cursor, PAGE).await?;
+            Ok((p.memories, p.next_cursor))
+        })
+        .await
     }
 
     /// `--capsule ID`, else the caller's first capsule, else a new one named "default".

@@ -184,8 +184,9 @@ fn map_reject(r: ic_host::Reject) -> TransportError {
     }
 }
 
-impl Transport for EmbeddedTransport {
-    fn call(&self, req: Request) -> LocalBoxFuture<'_, Result<Vec<u8>, TransportError>> {
+impl EmbeddedTransport {
+    /// One call as `as_caller`, or as the transport's caller.
+    fn call_as(&self, req: Request, as_caller: Option<Principal>) -> LocalBoxFuture<'_, Result<Vec<u8>, TransportError>> {
         // Runs synchronously: the host executes one message at a time anyway.
         let result = (|| {
             let mut inner = self.inner.lock().map_err(|_| TransportError::Fatal {
@@ -196,7 +197,7 @@ impl Transport for EmbeddedTransport {
             if t > inner.host.time() {
                 inner.host.set_time(t);
             }
-            let caller = inner.caller;
+            let caller = as_caller.unwrap_or(inner.caller);
             let r = match req.kind {
                 CallKind::Query => inner.host.query(caller, req.method, &req.arg),
                 CallKind::Update => inner.host.update(caller, req.method, &req.arg),
@@ -214,6 +215,15 @@ impl Transport for EmbeddedTransport {
             r.reply.map_err(map_reject)
         })();
         Box::pin(std::future::ready(result))
+    }
+}
+
+impl Transport for EmbeddedTransport {
+    fn call(&self, req: Request) -> LocalBoxFuture<'_, Result<Vec<u8>, TransportError>> {
+        self.call_as(req, None)
+    }
+    fn call_as_controller(&self, req: Request) -> Option<LocalBoxFuture<'_, Result<Vec<u8>, TransportError>>> {
+        Some(self.call_as(req, Some(ic_host::DEFAULT_CONTROLLER)))
     }
     fn caller(&self) -> Principal {
         self.inner

@@ -215,18 +215,25 @@ enum CapsuleCmd {
     RotateLinkKey {
         capsule: u64,
     },
+    /// Join a capsule you were invited to (`capsule members add` invites).
+    Accept {
+        capsule: u64,
+    },
+    /// Capsules you were invited to and have not joined yet.
+    Invitations,
 }
 
 #[derive(Subcommand, Debug)]
 enum MembersCmd {
-    /// Add a member, or change a member's role (owners).
+    /// Invite someone (they join with `keepsake capsule accept`), or change a member's
+    /// role (owners).
     Add {
         principal: String,
         /// owner, writer or reader.
         #[arg(long, default_value = "reader")]
         role: String,
     },
-    /// Remove a member (owners; any member may remove themselves).
+    /// Remove a member or withdraw an invitation (owners; anyone may remove themselves).
     Remove { principal: String },
 }
 

@@ -1,7 +1,7 @@
 //! Capsule membership, as a thin layer over the canister's own methods: one call per
 //! command, and the canister's rules decide (who may add, change or remove whom, the last
-//! owner, …). Its refusals reach the user unchanged. When those rules change (e.g.
-//! invitations a member must accept), only the calls here change.
+//! owner, …). Its refusals reach the user unchanged. Adding someone who is not a member
+//! yet is an invitation: they join when they accept it (`keepsake capsule accept`).
 
 use anyhow::anyhow;
 use backend::api::{Capsule, Role};
@@ -24,6 +24,8 @@ pub struct Members {
     pub my_role: Option<Role>,
     /// Owners, then writers, then readers.
     pub members: Vec<Member>,
+    /// Invited, not joined yet (they accept with `keepsake capsule accept`).
+    pub invited: Vec<Member>,
 }
 
 impl From<Capsule> for Members {
@@ -38,11 +40,21 @@ impl From<Capsule> for Members {
             .chain(with(c.writers, Role::Writer))
             .chain(with(c.readers, Role::Reader))
             .collect();
+        let invited = c
+            .invited
+            .unwrap_or_default()
+            .into_iter()
+            .map(|m| Member {
+                principal: m.principal.to_text(),
+                role: m.role,
+            })
+            .collect();
         Self {
             capsule_id: c.id,
             name: c.name,
             my_role: c.my_role,
             members,
+            invited,
         }
     }
 }
@@ -65,7 +77,7 @@ pub async fn list(client: &Client, capsule: u64) -> ClientResult<Members> {
     client.capsules_get(capsule).await.map(Members::from)
 }
 
-/// Adds `who` with `role`, or changes their role.
+/// Changes a member's role, or invites `who` with `role` (they join when they accept).
 pub async fn add(
     client: &Client,
     capsule: u64,
@@ -78,7 +90,13 @@ pub async fn add(
         .map(Members::from)
 }
 
-/// Removes `who` (yourself: you leave the capsule).
+/// Joins a capsule you were invited to.
+pub async fn accept(client: &Client, capsule: u64) -> ClientResult<Members> {
+    client.capsules_accept(capsule).await.map(Members::from)
+}
+
+/// Removes `who` or withdraws their invitation (yourself: you leave the capsule, or
+/// decline the invitation).
 pub async fn remove(client: &Client, capsule: u64, who: Principal) -> ClientResult<Members> {
     client
         .capsules_remove_member(capsule, who)
@@ -114,12 +132,24 @@ mod tests {
             created_at_ns: 0,
             bytes_used: 0,
             my_role: Some(Role::Owner),
+            reserved_bytes: Some(0),
+            invited: Some(vec![backend::api::Member {
+                principal: Principal::from_slice(&[5]),
+                role: Role::Writer,
+            }]),
         };
         let m = Members::from(c);
         let roles: Vec<Role> = m.members.iter().map(|m| m.role).collect();
         assert_eq!(
             roles,
             [Role::Owner, Role::Writer, Role::Reader, Role::Reader]
+        );
+        assert_eq!(
+            m.invited,
+            [Member {
+                principal: Principal::from_slice(&[5]).to_text(),
+                role: Role::Writer
+            }]
         );
     }
 }

@@ -69,6 +69,12 @@ pub trait Transport {
     fn checkpoint(&self) -> anyhow::Result<()> {
         Ok(())
     }
+    /// The call as the canister's controller, where the user operates this canister
+    /// (the embedded host on their own machine): `stats` is for controllers only.
+    /// Remote transports call as their identity and cannot (`None`).
+    fn call_as_controller(&self, _req: Request) -> Option<LocalBoxFuture<'_, Result<Vec<u8>, TransportError>>> {
+        None
+    }
 }
 
 /// A shared transport (e.g. one embedded canister used by a client and by a test that
@@ -85,5 +91,8 @@ impl<T: Transport + ?Sized> Transport for std::rc::Rc<T> {
     }
     fn checkpoint(&self) -> anyhow::Result<()> {
         (**self).checkpoint()
+    }
+    fn call_as_controller(&self, req: Request) -> Option<LocalBoxFuture<'_, Result<Vec<u8>, TransportError>>> {
+        (**self).call_as_controller(req)
     }
 }

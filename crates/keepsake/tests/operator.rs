@@ -136,17 +136,27 @@ fn member_changes_take_effect_on_the_members_next_call() {
     };
     refused(other(&["get", &m, "-o", "x"]));
 
-    // Writer: can upload and read.
+    // Adding someone invites them: no rights until they accept.
     let v = ok(
         d,
         &[
             "capsule", "members", &cap, "add", &who, "--role", "writer", "--json",
         ],
     );
-    assert!(v["members"]["members"]
-        .as_array()
-        .unwrap()
-        .contains(&serde_json::json!({ "principal": who, "role": "Writer" })));
+    let writer = serde_json::json!({ "principal": who, "role": "Writer" });
+    assert!(v["members"]["invited"].as_array().unwrap().contains(&writer));
+    assert!(!v["members"]["members"].as_array().unwrap().contains(&writer));
+    refused(other(&["upload", "b.txt", "--capsule", &cap]));
+    let r = other(&["capsule", "invitations"]);
+    assert!(r.stdout.contains(&format!("keepsake capsule accept {cap}")), "{}", r.stdout);
+    let r = other(&["capsule", "accept", &cap]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains(&format!("joined capsule {cap} as writer")), "{}", r.stdout);
+    let list = ok(d, &["capsule", "members", &cap, "--json"])["members"].clone();
+    assert!(list["members"].as_array().unwrap().contains(&writer));
+    assert_eq!(list["invited"], serde_json::json!([]));
+
+    // Writer: can upload and read.
     let r = other(&["upload", "b.txt", "--capsule", &cap, "--json"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let b = memory_of(&r.json());

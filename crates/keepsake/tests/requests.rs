@@ -114,12 +114,27 @@ fn every_request_matches_backend_did_and_round_trips() {
     for r in [
         rq::upload_config(),
         rq::stats(),
-        rq::capsules_list(),
-        rq::uploads_list(),
     ] {
         check(&r, &svc);
         candid::decode_args::<()>(&r.arg).unwrap();
     }
+
+    for r in [rq::capsules_page(Some(4), 50), rq::capsules_invitations(Some(4), 50)] {
+        check(&r, &svc);
+        assert_eq!(
+            candid::decode_args::<(Option<u64>, u32)>(&r.arg).unwrap(),
+            (Some(4), 50),
+            "{}",
+            r.method
+        );
+    }
+    let r = rq::capsules_accept(3);
+    check(&r, &svc);
+    assert_eq!(candid::decode_args::<(u64,)>(&r.arg).unwrap().0, 3);
+    let r = rq::uploads_page(Some(8), None);
+    check(&r, &svc);
+    let args = candid::decode_args::<(backend::api::UploadsPageArgs,)>(&r.arg).unwrap().0;
+    assert_eq!((args.capsule_id, args.cursor, args.limit), (None, Some(8), None));
 
     let r = rq::capsules_create("Family");
     check(&r, &svc);

@@ -1,4 +1,4 @@
-//! `keepsake capsule create | list | members | rotate-link-key`.
+//! `keepsake capsule create | list | members | accept | invitations | rotate-link-key`.
 
 use std::process::ExitCode;
 
@@ -58,10 +58,15 @@ pub async fn run(g: &Global, cmd: &CapsuleCmd) -> anyhow::Result<ExitCode> {
                     let who = members::parse_principal(principal)?;
                     let role = members::parse_role(role)?;
                     let m = members::add(&client, *capsule, who, role).await?;
-                    let what = format!(
-                        "{who} is now {} of capsule {capsule}",
-                        format!("{role:?}").to_lowercase()
-                    );
+                    let role = format!("{role:?}").to_lowercase();
+                    let who = who.to_text();
+                    let what = if m.invited.iter().any(|x| x.principal == who) {
+                        format!(
+                            "invited {who} as {role} of capsule {capsule}; they join with `keepsake capsule accept {capsule}`"
+                        )
+                    } else {
+                        format!("{who} is now {role} of capsule {capsule}")
+                    };
                     (Some(what), m)
                 }
                 Some(MembersCmd::Remove { principal }) => {
@@ -75,6 +80,36 @@ pub async fn run(g: &Global, cmd: &CapsuleCmd) -> anyhow::Result<ExitCode> {
             };
             client.checkpoint()?;
             print_members(g, done.as_deref(), &m);
+        }
+        CapsuleCmd::Accept { capsule } => {
+            let m = members::accept(&client, *capsule).await?;
+            client.checkpoint()?;
+            let role = m.my_role.map(|r| format!("{r:?}").to_lowercase());
+            let done = format!(
+                "joined capsule {capsule} as {}",
+                role.as_deref().unwrap_or("member")
+            );
+            print_members(g, Some(&done), &m);
+        }
+        CapsuleCmd::Invitations => {
+            let list = client.capsules_invitations().await?;
+            if g.json {
+                let v: Vec<_> = list
+                    .iter()
+                    .map(|i| json!({ "capsule_id": i.capsule_id, "name": i.capsule_name, "role": format!("{:?}", i.role) }))
+                    .collect();
+                println!("{}", json!({ "ok": true, "invitations": v }));
+            } else if list.is_empty() {
+                println!("no invitations");
+            } else {
+                for i in &list {
+                    let role = format!("{:?}", i.role).to_lowercase();
+                    println!(
+                        "{:>6}  {:<24} {role:<7} (keepsake capsule accept {})",
+                        i.capsule_id, i.capsule_name, i.capsule_id
+                    );
+                }
+            }
         }
         CapsuleCmd::RotateLinkKey { capsule } => {
             let r = links::rotate_link_key(&client, *capsule).await?;
@@ -108,6 +143,13 @@ fn print_members(g: &Global, done: Option<&str>, m: &Members) {
     for x in &m.members {
         println!(
             "  {:<7} {}",
+            format!("{:?}", x.role).to_lowercase(),
+            x.principal
+        );
+    }
+    for x in &m.invited {
+        println!(
+            "  {:<7} {} (invited, not joined yet)",
             format!("{:?}", x.role).to_lowercase(),
             x.principal
         );

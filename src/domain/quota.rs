@@ -1,0 +1,130 @@
+//! Space and counts, checked before anything is written.
+//!
+//! - A capsule holds at most `max_capsule_bytes`: its blobs and inline assets
+//!   (`bytes_used`) plus the declared sizes of its open upload sessions
+//!   (`reserved_bytes`, reserved at `uploads_begin`, given back when the session ends).
+//!   So every begun upload fits at finish, and parallel uploads are refused at begin,
+//!   not after the whole file was sent.
+//! - The canister stores at most `max_stored_bytes` (at most 400 GiB of the IC's
+//!   500 GiB): arena bytes in use (blobs, inline assets, chunks of open sessions and
+//!   chunks waiting to be freed) plus what open sessions declared and have not sent.
+//!   The arena itself never grows past that plus 1/16 (room for fragmentation); the
+//!   rest of stable memory is headroom for the indexes, so a full canister still
+//!   aborts, deletes and frees.
+//! - Capsules: `max_capsules_per_caller` per principal (controllers are exempt) and
+//!   `max_capsules` in all; members plus invitations per capsule: `MAX_MEMBERS`.
+
+use candid::Principal;
+use ic_stable_structures::Memory;
+
+use super::records::{
+    CapsuleRecord, Config, SessionRecord, MAX_CHUNKS, MAX_CHUNK_SIZE, MAX_LIVE_SESSIONS_LIMIT, MAX_STORED_BYTES_LIMIT,
+};
+use super::{Ctx, State};
+use crate::api::{Error, Result};
+use crate::storage::{Cbor, PrincipalKey};
+
+impl<M: Memory + Clone> State<M> {
+    /// Bytes counted against `max_stored_bytes` now.
+    pub(crate) fn stored_bytes(&self) -> u64 {
+        let h = &self.st.hdr;
+        let in_use = self.st.arena.end.saturating_sub(self.st.arena.free_bytes);
+        in_use.saturating_sub(h.session_bytes).saturating_add(h.reserved_bytes)
+    }
+
+    /// Can `capsule` take `add` more bytes, and can the canister?
+    pub(crate) fn check_space(&self, capsule: &CapsuleRecord, add: u64) -> Result<()> {
+        if add == 0 {
+            return Ok(()); // nothing new to store (a memory of blobs the capsule has)
+        }
+        let cfg = self.st.config();
+        let held = capsule.bytes_used.saturating_add(capsule.reserved_bytes);
+        if held.saturating_add(add) > cfg.max_capsule_bytes {
+            return Err(Error::QuotaExceeded(format!(
+                "capsule {} holds {} bytes and has {} reserved by open uploads, of its {} bytes; {add} more do not fit",
+                capsule.id, capsule.bytes_used, capsule.reserved_bytes, cfg.max_capsule_bytes
+            )));
+        }
+        let stored = self.stored_bytes();
+        if stored.saturating_add(add) > cfg.max_stored_bytes {
+            return Err(Error::QuotaExceeded(format!(
+                "the canister stores {stored} of its {} bytes; {add} more do not fit (deleted data is freed by housekeeping)",
+                cfg.max_stored_bytes
+            )));
+        }
+        Ok(())
+    }
+
+    /// Reserves a new open session's declared size (the caller writes `capsule`).
+    pub(crate) fn reserve(&mut self, capsule: &mut CapsuleRecord, size: u64) {
+        capsule.reserved_bytes += size;
+        self.st.hdr.reserved_bytes += size;
+    }
+
+    /// Gives back what an open session reserved; `commit` moves it into the capsule's
+    /// used bytes (the session became a new blob).
+    pub(crate) fn end_reservation(&mut self, rec: &SessionRecord, commit: bool) {
+        let size = rec.reserved();
+        self.st.hdr.reserved_bytes = self.st.hdr.reserved_bytes.saturating_sub(size);
+        if let Some(mut c) = self.st.capsules.get(&rec.capsule_id).map(|c| c.0) {
+            c.reserved_bytes = c.reserved_bytes.saturating_sub(size);
+            if commit {
+                c.bytes_used += rec.size;
+            }
+            self.st.capsules.insert(c.id, Cbor(c));
+        }
+    }
+
+    /// Reserves `len` bytes of the arena, within its cap.
+    pub(crate) fn alloc(&mut self, len: u64) -> Result<u64> {
+        let cap = self.st.config().max_stored_bytes;
+        let limit = cap.saturating_add(cap / 16);
+        self.st
+            .arena
+            .alloc_within(len, limit)
+            .map_err(|_| Error::QuotaExceeded("the canister's storage is full; delete data or try later".into()))
+    }
+
+    /// May `ctx.caller` create one more capsule?
+    pub(crate) fn check_capsule_create(&self, ctx: &Ctx) -> Result<()> {
+        let cfg = self.st.config();
+        if self.st.capsules.len() >= cfg.max_capsules {
+            return Err(Error::QuotaExceeded(format!("the canister holds its maximum of {} capsules", cfg.max_capsules)));
+        }
+        let made = self.capsules_created_by(ctx.caller);
+        if !ctx.is_controller && made >= cfg.max_capsules_per_caller {
+            return Err(Error::QuotaExceeded(format!(
+                "caller has created {made} capsules, the most one principal may (max_capsules_per_caller)"
+            )));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn capsules_created_by(&self, p: Principal) -> u32 {
+        self.st.principals.get(&PrincipalKey(p)).unwrap_or(0)
+    }
+
+    pub(crate) fn count_capsule_created(&mut self, p: Principal) {
+        let n = self.capsules_created_by(p);
+        self.st.principals.insert(PrincipalKey(p), n + 1);
+    }
+}
+
+/// The limits a controller may set.
+pub(crate) fn validate_config(cfg: &Config) -> Result<()> {
+    let max_file = u64::from(MAX_CHUNKS) * u64::from(MAX_CHUNK_SIZE);
+    let problem = if cfg.max_file_size == 0 || cfg.max_file_size > max_file {
+        format!("max_file_size must be 1 to {max_file} bytes ({MAX_CHUNKS} chunks of {MAX_CHUNK_SIZE})")
+    } else if cfg.max_live_sessions_per_caller == 0 || cfg.max_live_sessions_per_caller > MAX_LIVE_SESSIONS_LIMIT {
+        format!("max_live_sessions_per_caller must be 1 to {MAX_LIVE_SESSIONS_LIMIT}")
+    } else if cfg.session_ttl_ns < 60_000_000_000 {
+        "session_ttl_ns must be at least 60 s".to_string()
+    } else if cfg.max_stored_bytes > MAX_STORED_BYTES_LIMIT {
+        format!(
+            "max_stored_bytes must be at most {MAX_STORED_BYTES_LIMIT}: the rest of the 500 GiB of stable memory is headroom for indexes and housekeeping"
+        )
+    } else {
+        return Ok(());
+    };
+    Err(Error::InvalidArgument(problem))
+}
