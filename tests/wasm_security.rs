@@ -15,19 +15,22 @@ use ic_host::reject_code;
 use serde_bytes::ByteBuf;
 
 on_every_backend!(
-    f1_revoked_writers_are_refused_at_their_next_call,
-    f1_owners_and_controllers_abort_any_session_of_their_capsule,
     f2_open_sessions_reserve_their_declared_size,
     f2_capsules_are_bounded_per_principal_and_in_total,
     f3_abort_queues_only_the_chunks_that_arrived,
     f4_memory_pages_fit_the_reply_limit,
-    f4_membership_needs_the_members_acceptance,
     f4_members_per_capsule_are_bounded,
-    f4_capsules_and_sessions_are_listed_page_by_page,
-    f5_blobs_no_memory_uses_are_listed_and_deleted,
     f6_a_retried_finish_after_the_record_is_dropped_returns_the_blob,
     f6_in_progress_finishes_extend_the_expiry,
-    f8_what_a_caller_cannot_see_looks_like_it_does_not_exist,
+    f8_what_a_caller_cannot_see_looks_like_it_does_not_exist
+    // These invite a scenario principal and then call as it; over HTTP the caller is the
+    // principal of the key that signed, which is not the one invited.
+    ; not_over_http:
+    f1_revoked_writers_are_refused_at_their_next_call,
+    f1_owners_and_controllers_abort_any_session_of_their_capsule,
+    f4_membership_needs_the_members_acceptance,
+    f4_capsules_and_sessions_are_listed_page_by_page,
+    f5_blobs_no_memory_uses_are_listed_and_deleted,
 );
 
 const KIB64: u32 = 65_536;
