@@ -96,6 +96,10 @@ pub struct Report {
     pub reverse: Option<Upload>,
     pub throughput: Option<Throughput>,
     pub backend_variants: Vec<Variant>,
+    /// stable-structures' canbench workloads: ic-host beside the IC.
+    pub canbench: Vec<crate::canbench::Row>,
+    /// (content bytes, stable memory bytes) after the largest upload.
+    pub stored: Option<(u64, u64)>,
 }
 
 fn m(instructions: f64) -> String {
@@ -172,6 +176,22 @@ pub fn markdown(r: &Report, chart: &str) -> String {
         r.backend_wasm_bytes,
         m(UPDATE_LIMIT as f64)
     );
+
+    if !r.canbench.is_empty() {
+        let _ = writeln!(w, "{}", crate::canbench::markdown(&r.canbench, crate::canbench::NOTES));
+    }
+
+    // --- cycles ---
+    {
+        use crate::cycles::{of_upload, Ingest};
+        let mut ingests: Vec<Ingest<'_>> = r.uploads.iter().map(of_upload).collect();
+        for a in &r.assets {
+            let msgs = a.upload.iter().chain(std::iter::once(&a.hashed_commit)).collect();
+            ingests.push(Ingest { who: "asset canister (canister hash)", size: a.file.size, msgs });
+        }
+        let read = r.reads.as_ref().map(|rd| (&rd.chunk, rd.chunk.payload));
+        let _ = writeln!(w, "{}", crate::cycles::markdown(&ingests, r.stored, read));
+    }
 
     // --- calibration ---
     let _ = writeln!(w, "## The floor: Candid decode + SHA-256 (calibration canister)\n");
