@@ -4,6 +4,8 @@
 #
 #   bash scripts/bench.sh           full run (1 MB .. 1 GB files; several minutes)
 #   bash scripts/bench.sh --smoke   tiny files, a few seconds once built (CI runs it)
+#   bash scripts/bench.sh --canbench   only the calibration against stable-structures'
+#                                      canbench results (add --smoke for a few of them)
 #
 # Prints the report and writes bench/report.md + bench/upload-instructions.png at the
 # repo root (--smoke writes to target/bench/smoke/ instead, unless BENCH_OUT is set).
@@ -18,10 +20,12 @@ HERE="$ROOT/crates/bench"
 cd "$ROOT"
 
 SMOKE=0
+CANBENCH=0
 for a in "$@"; do
   case "$a" in
     --smoke) SMOKE=1 ;;
-    *) echo "usage: bash scripts/bench.sh [--smoke]" >&2; exit 2 ;;
+    --canbench) CANBENCH=1 ;;
+    *) echo "usage: bash scripts/bench.sh [--smoke] [--canbench]" >&2; exit 2 ;;
   esac
 done
 
@@ -30,6 +34,13 @@ export BENCH_WASM_DIR="$BENCH_TARGET_DIR/wasm"
 source "$HERE/build-canisters.sh"
 if command -v rustup >/dev/null && ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
   rustup target add wasm32-unknown-unknown
+fi
+
+if [ "$CANBENCH" = 1 ]; then
+  build_stable
+  FLAGS=(--canbench --wasm-dir "$BENCH_WASM_DIR")
+  if [ "$SMOKE" = 1 ]; then FLAGS+=(--smoke); fi
+  exec cargo run --quiet --locked -p keepsake-bench -- "${FLAGS[@]}"
 fi
 
 echo "bench: building the fixture canisters" >&2

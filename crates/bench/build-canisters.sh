@@ -48,8 +48,18 @@ build_calib() { # variant spec
   cp "$BENCH_TARGET/calib-$name/wasm32-unknown-unknown/release/bench_calib.wasm" "$BENCH_WASM_DIR/calib-$name.wasm"
 }
 
+# DFINITY stable-structures' canbench workloads (the calibration against the IC), built
+# as stable-structures builds them: release profile defaults, no simd128. (Its results
+# were measured with rustc 1.84; see crates/bench/src/canbench.rs for what differs.)
+build_stable() {
+  (cd "$HERE/canisters/stable" &&
+    RUSTFLAGS="" cargo build --quiet --locked --release --target wasm32-unknown-unknown --target-dir "$BENCH_TARGET/stable")
+  cp "$BENCH_TARGET/stable/wasm32-unknown-unknown/release/bench_stable.wasm" "$BENCH_WASM_DIR/stable.wasm"
+}
+
 build_all_canisters() { # [variant names...] (default: all)
   build_assets
+  build_stable
   local spec
   for spec in "${CALIB_VARIANTS[@]}"; do
     if [ $# -eq 0 ] || [[ " $* " == *" ${spec%%|*} "* ]]; then build_calib "$spec"; fi
@@ -57,6 +67,6 @@ build_all_canisters() { # [variant names...] (default: all)
 }
 
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then
-  build_all_canisters "$@"
+  if [ "${1:-}" = stable ]; then build_stable; else build_all_canisters "$@"; fi
   ls -l "$BENCH_WASM_DIR"
 fi

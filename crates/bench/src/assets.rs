@@ -84,7 +84,6 @@ pub struct Batch {
 
 pub fn stage(wasm: &[u8], file: File) -> Result<Batch> {
     let mut host = Host::new(wasm, &candid::encode_args(())?)?;
-    host.set_system_api_metering(true);
     let me = DEFAULT_CONTROLLER; // init grants the installer the Commit permission
     let (b, m): (CreateBatchResponse, _) = ok(&mut host, true, me, "create_batch", (), 0)?;
     let mut upload = vec![m];

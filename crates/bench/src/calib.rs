@@ -100,7 +100,6 @@ fn check_vectors(host: &mut Host, name: &str) -> Result<usize> {
 
 pub fn calibrate(variant: &str, wasm: &[u8], chunk: &[u8]) -> Result<Vec<Calibration>> {
     let mut host = Host::new(wasm, &candid::encode_args(())?)?;
-    host.set_system_api_metering(true);
     let len = chunk.len() as u64;
     let arg = || (ByteBuf::from(chunk.to_vec()),);
     let mut out = Vec::new();

@@ -27,7 +27,6 @@ impl Canister {
 
     /// The backend installed as `host`'s default canister, with a capsule.
     pub fn on(mut host: Host) -> Result<Self> {
-        host.set_system_api_metering(true);
         let (capsule, _): (Res<Capsule>, _) =
             ok(&mut host, true, USER, "capsules_create", (CapsuleCreateArgs { name: "bench".into() },), 0)?;
         let capsule = capsule.map_err(|e| anyhow!("capsules_create: {e:?}"))?.id;

@@ -7,7 +7,9 @@
 
 mod assets;
 mod calib;
+mod canbench;
 mod chart;
+mod cycles;
 mod data;
 mod keepsake;
 mod meter;
@@ -34,6 +36,8 @@ pub struct Args {
     out: PathBuf,
     /// `--store DIR`: only the durability figures of the page store, in DIR.
     store: Option<PathBuf>,
+    /// `--canbench`: only the calibration against stable-structures' canbench results.
+    canbench_only: bool,
 }
 
 fn parse_args() -> Result<Args> {
@@ -44,6 +48,7 @@ fn parse_args() -> Result<Args> {
         variants: Vec::new(),
         out: PathBuf::from("bench"),
         store: None,
+        canbench_only: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -54,6 +59,7 @@ fn parse_args() -> Result<Args> {
             "--backend" => args.backend = val()?.into(),
             "--out" => args.out = val()?.into(),
             "--store" => args.store = Some(val()?.into()),
+            "--canbench" => args.canbench_only = true,
             // NAME=PATH=CALIBRATION_VARIANT
             "--backend-variant" => {
                 let v = val()?;
@@ -91,6 +97,11 @@ fn calib_variants(dir: &std::path::Path) -> Result<Vec<(String, Vec<u8>)>> {
 fn main() -> Result<()> {
     let args = parse_args()?;
     let started = Instant::now();
+    if args.canbench_only {
+        let rows = canbench::run_all(&read(&args.wasm_dir.join("stable.wasm"))?, args.smoke)?;
+        println!("{}", canbench::markdown(&rows, canbench::NOTES));
+        return Ok(());
+    }
     let backend_wasm = read(&args.backend)?;
     if let Some(dir) = &args.store {
         println!("{}", store::run(&backend_wasm, dir, args.smoke)?);
@@ -119,6 +130,14 @@ fn main() -> Result<()> {
         r.calibrations.extend(calib::calibrate(name, wasm, &chunk)?);
     }
 
+    // 1b. Calibration against the IC: stable-structures' canbench workloads.
+    let stable = args.wasm_dir.join("stable.wasm");
+    if stable.is_file() {
+        let t = Instant::now();
+        r.canbench = canbench::run_all(&read(&stable)?, args.smoke)?;
+        eprintln!("canbench calibration: {:.1} s", t.elapsed().as_secs_f64());
+    }
+
     // 2. keepsake: one upload per size, in a fresh canister each.
     for (i, &size) in sizes.iter().enumerate() {
         let t = Instant::now();
@@ -128,6 +147,8 @@ fn main() -> Result<()> {
         if size == read_size {
             r.reads = Some(reads(&mut c, &up)?);
         }
+        // Stable memory against content, of the largest upload (the last).
+        r.stored = Some((size, c.host.stable_size_bytes()));
         eprintln!("keepsake {}: {:.1} s", data::mb(size), t.elapsed().as_secs_f64());
         r.uploads.push(up);
     }

@@ -16,11 +16,14 @@ pub struct Msg {
     pub stable_written: u64,
     /// Bytes of payload the message carried (chunk bytes), for per-byte figures.
     pub payload: u64,
+    /// Bytes of the ingress message the IC charges per byte: method name + argument.
+    pub ingress_bytes: u64,
 }
 
 impl Msg {
-    fn of(r: &CallResult, payload: u64) -> Self {
+    fn of(r: &CallResult, payload: u64, method: &str, arg: &[u8]) -> Self {
         Msg {
+            ingress_bytes: (method.len() + arg.len()) as u64,
             instructions: r.instructions,
             system_api: r.system_api_instructions,
             stable_written: r.stable_bytes_written,
@@ -46,7 +49,7 @@ pub fn call<A: ArgumentEncoder, R: CandidType + DeserializeOwned>(
 ) -> Result<Called<R>> {
     let arg = candid::encode_args(args).with_context(|| format!("encode {method}"))?;
     let r = if update { host.update(caller, method, &arg) } else { host.query(caller, method, &arg) };
-    let msg = Msg::of(&r, payload);
+    let msg = Msg::of(&r, payload, method, &arg);
     let reply = match r.reply {
         Ok(bytes) => Ok(candid::decode_one::<R>(&bytes).with_context(|| format!("decode the reply of {method}"))?),
         Err(reject) => Err(reject.to_string()),
@@ -89,6 +92,6 @@ pub fn call_raw<A: ArgumentEncoder>(
 ) -> Result<(std::result::Result<Vec<u8>, String>, Msg)> {
     let arg = candid::encode_args(args).with_context(|| format!("encode {method}"))?;
     let r = host.update(caller, method, &arg);
-    let msg = Msg::of(&r, payload);
+    let msg = Msg::of(&r, payload, method, &arg);
     Ok((r.reply.map_err(|e| e.to_string()), msg))
 }

@@ -22,16 +22,17 @@ use crate::state::StoreData;
 const WASMTIME_VERSION: &str = "48.0.8";
 /// Describes the engine configuration below (part of the disk cache key).
 /// Bump when changing [`engine`] or the rewriting in [`rewrite`].
-const CONFIG_FINGERPRINT: &str = "fuel;simd;bulk;multivalue;nan-canon;rewrite-v1";
+const CONFIG_FINGERPRINT: &str = "fuel-ic-weights-v1;simd;bulk;multivalue;nan-canon;rewrite-v2";
 
-/// The process-wide engine. Fuel metering is on: one unit of fuel is our
-/// deterministic "instruction".
+/// The process-wide engine. Fuel metering is on, with the IC's weight of each operator
+/// (see [`crate::metering`]): one unit of fuel is one IC instruction.
 pub(crate) fn engine() -> &'static Engine {
     static ENGINE: OnceLock<Engine> = OnceLock::new();
     ENGINE.get_or_init(|| {
         let mut config = Config::new();
         config
             .consume_fuel(true)
+            .operator_cost(crate::metering::ic_operator_cost())
             .wasm_simd(true)
             .wasm_relaxed_simd(false)
             .wasm_bulk_memory(true)
@@ -81,6 +82,8 @@ pub(crate) struct CompiledModule {
     pub wasm_len: usize,
     /// The custom sections of the original wasm (name, contents): canister metadata.
     pub custom_sections: Arc<Vec<(String, Vec<u8>)>>,
+    /// Instructions the IC charges for compiling it (see [`crate::metering::compilation_cost`]).
+    pub compilation_cost: u64,
 }
 
 /// The custom sections of a module (it was validated already; unreadable ones are skipped).
@@ -141,6 +144,7 @@ pub(crate) fn load_module(wasm: &[u8]) -> Result<CompiledModule> {
         wasm_hash,
         wasm_len: wasm.len(),
         custom_sections: Arc::new(custom_sections(wasm)),
+        compilation_cost: crate::metering::compilation_cost(wasm).context("ic-host: invalid canister wasm")?,
     };
     if let Ok(mut m) = memo.lock() {
         m.insert(wasm_hash, compiled.clone());
@@ -163,7 +167,7 @@ fn load_or_compile(wasm: &[u8], wasm_hash: &[u8; 32]) -> Result<Module> {
             }
         }
     }
-    let rewritten = rewrite::export_internals(wasm).context("ic-host: invalid canister wasm")?;
+    let rewritten = rewrite::rewrite(wasm).context("ic-host: invalid canister wasm")?;
     let module = Module::new(engine(), &rewritten)
         .map_err(anyhow::Error::from)
         .context("ic-host: failed to compile canister wasm")?;

@@ -10,6 +10,7 @@ use serde::Deserialize;
 
 use crate::canister::{Canister, Delta, Entry, Exec};
 use crate::certify::SubnetKey;
+use crate::metering::PageLimits;
 use crate::imports::MAX_PAYLOAD;
 use crate::network::{CallContext, CtxId, Origin, Queued};
 use crate::stable::DEFAULT_MAX_STABLE_PAGES;
@@ -68,7 +69,9 @@ pub struct CallResult {
     pub reply: Result<Vec<u8>, Reject>,
     /// The canister that ran the message.
     pub canister: Principal,
-    /// Instructions (wasmtime fuel) spent by this message.
+    /// Instructions spent by this message, counted as the IC counts them (see
+    /// [`crate::metering`]): Wasm operators by their IC weight, system API calls and
+    /// newly dirtied stable pages included.
     pub instructions: u64,
     /// Bytes written to stable memory by this message (also when rolled back).
     pub stable_bytes_written: u64,
@@ -80,8 +83,8 @@ pub struct CallResult {
     pub stable_pages_accessed: u64,
     /// 4 KiB pages of the Wasm heap this message changed.
     pub heap_pages_dirtied: u64,
-    /// Part of `instructions` charged for system API calls (0 unless
-    /// [`Host::set_system_api_metering`] is on).
+    /// Part of `instructions` charged by system API calls (their overhead and bytes,
+    /// and 1,000 per stable page dirtied for the first time).
     pub system_api_instructions: u64,
     pub kind: MessageKind,
     /// Method name (exported entry point name for system methods).
@@ -109,20 +112,24 @@ impl CallResult {
 /// Instructions spent by an upgrade.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct UpgradeCost {
-    /// `pre_upgrade + post_upgrade`.
+    /// `pre_upgrade + compilation + post_upgrade`: what the IC counts for the
+    /// `install_code` message (its limit is [`Limit::Install`]).
     pub instructions: u64,
     pub pre_upgrade: u64,
+    /// Compiling the new module (see [`crate::metering::compilation_cost`]).
+    pub compilation: u64,
     pub post_upgrade: u64,
 }
 
 /// Per-message instruction limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Limit {
-    /// Update calls, timers, callbacks, replicated queries (IC: 40 B).
+    /// Update calls, timers, callbacks (IC: 40 B).
     Update,
-    /// Queries (IC: 5 B).
+    /// Queries, also when called as updates (replicated queries) (IC: 5 B).
     Query,
-    /// `canister_init`, and `pre_upgrade + post_upgrade` together (IC: 300 B).
+    /// An install (compilation + `canister_init`) or an upgrade (`pre_upgrade` +
+    /// compilation + `post_upgrade`) (IC: 300 B).
     Install,
     /// `canister_inspect_message` (IC: 200 M).
     InspectMessage,
@@ -134,11 +141,29 @@ pub(crate) struct Limits {
     pub query: u64,
     pub install: u64,
     pub inspect: u64,
+    /// 4 KiB stable pages one message may dirty / access.
+    pub dirty_pages: PageLimits,
+    pub accessed_pages: PageLimits,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { update: 40_000_000_000, query: 5_000_000_000, install: 300_000_000_000, inspect: 200_000_000 }
+        Self {
+            update: 40_000_000_000,
+            query: 5_000_000_000,
+            install: 300_000_000_000,
+            inspect: 200_000_000,
+            dirty_pages: crate::metering::DIRTY_PAGE_LIMITS,
+            accessed_pages: crate::metering::ACCESSED_PAGE_LIMITS,
+        }
+    }
+}
+
+impl Limits {
+    /// Sets `msg`'s stable page limits for its kind.
+    pub fn apply_pages(&self, msg: &mut Message) {
+        msg.dirty_page_limit = self.dirty_pages.for_kind(msg.kind);
+        msg.accessed_page_limit = self.accessed_pages.for_kind(msg.kind);
     }
 }
 
@@ -203,7 +228,6 @@ pub struct Host {
     pub(crate) ingress_results: HashMap<CtxId, Result<Vec<u8>, Reject>>,
     pub(crate) records: Vec<CallResult>,
     pub(crate) limits: Limits,
-    pub(crate) metering: bool,
     /// `None`: everything in RAM.
     pub(crate) store: Option<DirStore>,
     /// Pages committed by the current step (logged at its end).
@@ -254,7 +278,6 @@ impl Host {
             ingress_results: HashMap::new(),
             records: Vec::new(),
             limits: Limits::default(),
-            metering: false,
             store: None,
             step: Vec::new(),
             failed: None,
@@ -378,19 +401,17 @@ impl Host {
         }
     }
 
-    /// Charges system API calls approximately as the IC does (a fixed overhead per
-    /// call plus one instruction per byte copied; see [`crate::metering`]), from the
-    /// next message on. Off by default: then `instructions` is wasmtime fuel alone.
-    pub fn set_system_api_metering(&mut self, on: bool) {
-        self.metering = on;
-        for c in self.canisters.values_mut() {
-            c.data_mut().metering = on;
-        }
+    /// Sets the limits on 4 KiB stable pages one message may dirty and access (the
+    /// IC's by default: [`crate::metering::DIRTY_PAGE_LIMITS`],
+    /// [`crate::metering::ACCESSED_PAGE_LIMITS`]), from the next message on.
+    pub fn set_stable_page_limits(&mut self, dirty: PageLimits, accessed: PageLimits) {
+        self.limits.dirty_pages = dirty;
+        self.limits.accessed_pages = accessed;
     }
 
-    /// Whether system API calls are charged (see [`Host::set_system_api_metering`]).
-    pub fn system_api_metering(&self) -> bool {
-        self.metering
+    /// The limits on dirtied and accessed stable pages per message.
+    pub fn stable_page_limits(&self) -> (PageLimits, PageLimits) {
+        (self.limits.dirty_pages, self.limits.accessed_pages)
     }
 
     /// The default canister's stable memory size in bytes (pages * 64 KiB).
@@ -599,7 +620,9 @@ impl Host {
             let r = reject(DESTINATION_INVALID, format!("Canister {canister} has no query method '{method}'"));
             return CallResult::refused(canister, kind, method, r);
         };
-        let limit = if kind == MessageKind::Query { self.limits.query } else { self.limits.update };
+        // Queries have no deterministic time slicing on the IC: replicated ones too run
+        // under the query limit.
+        let limit = self.limits.query;
         let mut msg = Message::new(kind, method, caller, arg.to_vec());
         if kind == MessageKind::Query {
             let data = self.canister_certified_data(canister).unwrap_or_default();
@@ -719,6 +742,7 @@ impl Host {
     /// or rolls it back (on a trap, or when `discard`).
     pub(crate) fn run(&mut self, canister: Principal, entry: &Entry, mut msg: Message, limit: u64, discard: bool) -> Exec {
         msg.time = self.time;
+        self.limits.apply_pages(&mut msg);
         let Some(c) = self.canisters.get_mut(&canister) else {
             let trap = Some(format!("ic-host: canister {canister} not found"));
             return Exec { trap, instructions: 0, msg, stable_dirtied: 0, stable_accessed: 0, heap_dirtied: 0 };

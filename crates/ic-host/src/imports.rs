@@ -27,14 +27,13 @@ fn trap<T>(caller: &mut C<'_>, message: impl Into<String>) -> R<T> {
     Err(wasmtime::Error::msg(message))
 }
 
-/// Charges `ic0.<api>` copying `bytes` bytes against the message's instructions, when
-/// system API metering is on (see [`crate::metering`]). Running out traps like the
-/// instruction limit does.
+/// Charges `ic0.<api>` copying `bytes` bytes against the message's instructions, as the
+/// IC does (see [`crate::metering`]). Running out traps like the instruction limit does.
 fn charge(caller: &mut C<'_>, api: &str, bytes: u64) -> R<()> {
-    if !caller.data().metering {
-        return Ok(());
-    }
-    let cost = metering::cost(api, bytes);
+    charge_instructions(caller, metering::cost(api, bytes))
+}
+
+fn charge_instructions(caller: &mut C<'_>, cost: u64) -> R<()> {
     let fuel = caller.get_fuel()?;
     if fuel < cost {
         caller.set_fuel(0)?;
@@ -47,6 +46,34 @@ fn charge(caller: &mut C<'_>, api: &str, bytes: u64) -> R<()> {
     caller.set_fuel(fuel - cost)?;
     caller.data_mut().msg.system_api_instructions += cost;
     Ok(())
+}
+
+/// Checks the message's limits on dirtied and accessed stable pages for an access to
+/// `[offset, offset + size)` (a write when `write`), and charges the pages it dirties
+/// for the first time ([`metering::DIRTY_PAGE_OVERHEAD`] each).
+fn stable_pages(caller: &mut C<'_>, offset: u64, size: u64, write: bool) -> R<()> {
+    let d = caller.data();
+    let (new_dirty, new_accessed) = d.canister.stable.unseen_pages(offset, size);
+    let (dirtied, accessed) = d.canister.stable.message_pages();
+    let kb = |pages: u64| pages * 4;
+    if accessed + new_accessed > d.msg.accessed_page_limit {
+        let limit = d.msg.accessed_page_limit;
+        return trap(
+            caller,
+            format!("Exceeded the limit for the number of accessed pages in the stable memory in a single message execution: limit {} KB.", kb(limit)),
+        );
+    }
+    if !write {
+        return Ok(());
+    }
+    if dirtied + new_dirty > d.msg.dirty_page_limit {
+        let limit = d.msg.dirty_page_limit;
+        return trap(
+            caller,
+            format!("Exceeded the limit for the number of modified pages in the stable memory in a single execution: limit {} KB.", kb(limit)),
+        );
+    }
+    charge_instructions(caller, new_dirty.saturating_mul(metering::DIRTY_PAGE_OVERHEAD))
 }
 
 fn require(caller: &mut C<'_>, api: &str, allowed: &[K]) -> R<()> {
@@ -140,6 +167,9 @@ fn mem_range(len: usize, start: u64, size: u64) -> Option<std::ops::Range<usize>
 }
 
 fn stable_write(caller: &mut C<'_>, api: &str, offset: u64, src: u64, size: u64) -> R<()> {
+    if offset.checked_add(size).is_some_and(|end| end <= caller.data().canister.stable.size_bytes()) {
+        stable_pages(caller, offset, size, true)?;
+    }
     let mem = memory(caller)?;
     let (data, store) = mem.data_and_store_mut(&mut *caller);
     let Some(range) = mem_range(data.len(), src, size) else {
@@ -159,6 +189,9 @@ fn stable_result(caller: &mut C<'_>, api: &str, r: Result<(), StableError>) -> R
 }
 
 fn stable_read(caller: &mut C<'_>, api: &str, dst: u64, offset: u64, size: u64) -> R<()> {
+    if offset.checked_add(size).is_some_and(|end| end <= caller.data().canister.stable.size_bytes()) {
+        stable_pages(caller, offset, size, false)?;
+    }
     let mem = memory(caller)?;
     let (data, store) = mem.data_and_store_mut(&mut *caller);
     let Some(range) = mem_range(data.len(), dst, size) else {
@@ -195,21 +228,33 @@ pub(crate) fn linker(module: &Module) -> wasmtime::Result<Linker<StoreData>> {
         c.data_mut().msg.arg = arg;
         r
     });
-    def!("msg_caller_size", |c: C<'_>| -> R<u32> { Ok(c.data().msg.caller.len() as u32) });
+    def!("msg_caller_size", |mut c: C<'_>| -> R<u32> {
+        charge(&mut c, "msg_caller_size", 0)?;
+        Ok(c.data().msg.caller.len() as u32)
+    });
     def!("msg_caller_copy", |mut c: C<'_>, dst: u32, off: u32, size: u32| -> R<()> {
         charge(&mut c, "msg_caller_copy", size.into())?;
         let src = c.data().msg.caller.clone();
         copy_out(&mut c, "msg_caller_copy", &src, dst, off, size)
     });
-    def!("msg_caller_info_data_size", |_c: C<'_>| -> R<u32> { Ok(0) });
+    def!("msg_caller_info_data_size", |mut c: C<'_>| -> R<u32> {
+        charge(&mut c, "msg_caller_info_data_size", 0)?;
+        Ok(0)
+    });
     def!("msg_caller_info_data_copy", |mut c: C<'_>, dst: u32, off: u32, size: u32| -> R<()> {
+        charge(&mut c, "msg_caller_info_data_copy", size.into())?;
         copy_out(&mut c, "msg_caller_info_data_copy", &[], dst, off, size)
     });
-    def!("msg_caller_info_signer_size", |_c: C<'_>| -> R<u32> { Ok(0) });
+    def!("msg_caller_info_signer_size", |mut c: C<'_>| -> R<u32> {
+        charge(&mut c, "msg_caller_info_signer_size", 0)?;
+        Ok(0)
+    });
     def!("msg_caller_info_signer_copy", |mut c: C<'_>, dst: u32, off: u32, size: u32| -> R<()> {
+        charge(&mut c, "msg_caller_info_signer_copy", size.into())?;
         copy_out(&mut c, "msg_caller_info_signer_copy", &[], dst, off, size)
     });
     def!("msg_method_name_size", |mut c: C<'_>| -> R<u32> {
+        charge(&mut c, "msg_method_name_size", 0)?;
         require(&mut c, "msg_method_name_size", METHOD_NAME_KINDS)?;
         Ok(c.data().msg.method.len() as u32)
     });
@@ -219,18 +264,24 @@ pub(crate) fn linker(module: &Module) -> wasmtime::Result<Linker<StoreData>> {
         let src = c.data().msg.method.clone().into_bytes();
         copy_out(&mut c, "msg_method_name_copy", &src, dst, off, size)
     });
-    def!("msg_deadline", |_c: C<'_>| -> R<u64> { Ok(0) });
+    def!("msg_deadline", |mut c: C<'_>| -> R<u64> {
+        charge(&mut c, "msg_deadline", 0)?;
+        Ok(0)
+    });
 
     // --- responses ---
     def!("msg_reject_code", |mut c: C<'_>| -> R<u32> {
+        charge(&mut c, "msg_reject_code", 0)?;
         require(&mut c, "msg_reject_code", &[K::ReplyCallback, K::RejectCallback])?;
         Ok(c.data().msg.reject.as_ref().map_or(0, |r| r.0))
     });
     def!("msg_reject_msg_size", |mut c: C<'_>| -> R<u32> {
+        charge(&mut c, "msg_reject_msg_size", 0)?;
         require(&mut c, "msg_reject_msg_size", &[K::RejectCallback])?;
         Ok(c.data().msg.reject.as_ref().map_or(0, |r| r.1.len() as u32))
     });
     def!("msg_reject_msg_copy", |mut c: C<'_>, dst: u32, off: u32, size: u32| -> R<()> {
+        charge(&mut c, "msg_reject_msg_copy", size.into())?;
         require(&mut c, "msg_reject_msg_copy", &[K::RejectCallback])?;
         let src = c.data().msg.reject.as_ref().map(|r| r.1.clone().into_bytes()).unwrap_or_default();
         copy_out(&mut c, "msg_reject_msg_copy", &src, dst, off, size)
@@ -267,6 +318,7 @@ pub(crate) fn linker(module: &Module) -> wasmtime::Result<Linker<StoreData>> {
         respond(&mut c, "msg_reject", Response::Reject(text))
     });
     def!("accept_message", |mut c: C<'_>| -> R<()> {
+        charge(&mut c, "accept_message", 0)?;
         require(&mut c, "accept_message", &[K::InspectMessage])?;
         if c.data().msg.accepted {
             return trap(&mut c, "ic0.accept_message: message already accepted");
@@ -275,7 +327,7 @@ pub(crate) fn linker(module: &Module) -> wasmtime::Result<Linker<StoreData>> {
         Ok(())
     });
 
-    // --- cycles (balances and transfers; execution itself costs none) ---
+    // --- cycles (balances and transfers; the host charges no cycles for execution) ---
     def!("msg_cycles_available128", |mut c: C<'_>, dst: u32| -> R<()> {
         charge(&mut c, "msg_cycles_available128", 0)?;
         let v = c.data().msg.cycles_available;
@@ -298,6 +350,7 @@ pub(crate) fn linker(module: &Module) -> wasmtime::Result<Linker<StoreData>> {
         write_u128(&mut c, "msg_cycles_accept128", dst, n)
     });
     def!("cycles_burn128", |mut c: C<'_>, hi: u64, lo: u64, dst: u32| -> R<()> {
+        charge(&mut c, "cycles_burn128", 0)?;
         require(&mut c, "cycles_burn128", STATE_KINDS)?;
         let amount = (u128::from(hi) << 64) | u128::from(lo);
         let d = c.data_mut();
@@ -306,64 +359,117 @@ pub(crate) fn linker(module: &Module) -> wasmtime::Result<Linker<StoreData>> {
         write_u128(&mut c, "cycles_burn128", dst, n)
     });
     def!("canister_cycle_balance128", |mut c: C<'_>, dst: u32| -> R<()> {
+        charge(&mut c, "canister_cycle_balance128", 0)?;
         let b = c.data().canister.cycle_balance;
         write_u128(&mut c, "canister_cycle_balance128", dst, b)
     });
     def!("canister_liquid_cycle_balance128", |mut c: C<'_>, dst: u32| -> R<()> {
+        charge(&mut c, "canister_liquid_cycle_balance128", 0)?;
         let b = c.data().canister.cycle_balance;
         write_u128(&mut c, "canister_liquid_cycle_balance128", dst, b)
     });
-    def!("cost_call", |mut c: C<'_>, _a: u64, _b: u64, dst: u32| -> R<()> { write_u128(&mut c, "cost_call", dst, 0) });
-    def!("cost_create_canister", |mut c: C<'_>, dst: u32| -> R<()> { write_u128(&mut c, "cost_create_canister", dst, 0) });
-    def!("cost_http_request", |mut c: C<'_>, _a: u64, _b: u64, dst: u32| -> R<()> { write_u128(&mut c, "cost_http_request", dst, 0) });
+    def!("cost_call", |mut c: C<'_>, _a: u64, _b: u64, dst: u32| -> R<()> {
+        charge(&mut c, "cost_call", 0)?;
+        write_u128(&mut c, "cost_call", dst, 0)
+    });
+    def!("cost_create_canister", |mut c: C<'_>, dst: u32| -> R<()> {
+        charge(&mut c, "cost_create_canister", 0)?;
+        write_u128(&mut c, "cost_create_canister", dst, 0)
+    });
+    def!("cost_http_request", |mut c: C<'_>, _a: u64, _b: u64, dst: u32| -> R<()> {
+        charge(&mut c, "cost_http_request", 0)?;
+        write_u128(&mut c, "cost_http_request", dst, 0)
+    });
     def!("cost_http_request_v2", |mut c: C<'_>, _src: u32, _size: u32, dst: u32| -> R<()> {
+        charge(&mut c, "cost_http_request_v2", 0)?;
         write_u128(&mut c, "cost_http_request_v2", dst, 0)
     });
     def!("cost_sign_with_ecdsa", |mut c: C<'_>, _s: u32, _n: u32, _k: u32, dst: u32| -> R<u32> {
+        charge(&mut c, "cost_sign_with_ecdsa", 0)?;
         write_u128(&mut c, "cost_sign_with_ecdsa", dst, 0).map(|_| 0)
     });
     def!("cost_sign_with_schnorr", |mut c: C<'_>, _s: u32, _n: u32, _k: u32, dst: u32| -> R<u32> {
+        charge(&mut c, "cost_sign_with_schnorr", 0)?;
         write_u128(&mut c, "cost_sign_with_schnorr", dst, 0).map(|_| 0)
     });
     def!("cost_vetkd_derive_key", |mut c: C<'_>, _s: u32, _n: u32, _k: u32, dst: u32| -> R<u32> {
+        charge(&mut c, "cost_vetkd_derive_key", 0)?;
         write_u128(&mut c, "cost_vetkd_derive_key", dst, 0).map(|_| 0)
     });
 
     // --- canister / subnet / environment ---
-    def!("canister_self_size", |c: C<'_>| -> R<u32> { Ok(c.data().canister.canister_id.as_slice().len() as u32) });
+    def!("canister_self_size", |mut c: C<'_>| -> R<u32> {
+        charge(&mut c, "canister_self_size", 0)?;
+        Ok(c.data().canister.canister_id.as_slice().len() as u32)
+    });
     def!("canister_self_copy", |mut c: C<'_>, dst: u32, off: u32, size: u32| -> R<()> {
         charge(&mut c, "canister_self_copy", size.into())?;
         let id = c.data().canister.canister_id;
         copy_out(&mut c, "canister_self_copy", id.as_slice(), dst, off, size)
     });
-    def!("canister_status", |c: C<'_>| -> R<u32> { Ok(c.data().canister.status.code()) });
-    def!("canister_version", |c: C<'_>| -> R<u64> { Ok(c.data().canister.canister_version) });
-    def!("subnet_self_size", |_c: C<'_>| -> R<u32> { Ok(SUBNET_ID.len() as u32) });
+    def!("canister_status", |mut c: C<'_>| -> R<u32> {
+        charge(&mut c, "canister_status", 0)?;
+        Ok(c.data().canister.status.code())
+    });
+    def!("canister_version", |mut c: C<'_>| -> R<u64> {
+        charge(&mut c, "canister_version", 0)?;
+        Ok(c.data().canister.canister_version)
+    });
+    def!("subnet_self_size", |mut c: C<'_>| -> R<u32> {
+        charge(&mut c, "subnet_self_size", 0)?;
+        Ok(SUBNET_ID.len() as u32)
+    });
     def!("subnet_self_copy", |mut c: C<'_>, dst: u32, off: u32, size: u32| -> R<()> {
+        charge(&mut c, "subnet_self_copy", size.into())?;
         copy_out(&mut c, "subnet_self_copy", SUBNET_ID, dst, off, size)
     });
-    def!("subnet_self_node_count", |_c: C<'_>| -> R<u32> { Ok(13) });
-    def!("root_key_size", |_c: C<'_>| -> R<u32> { Ok(0) });
+    def!("subnet_self_node_count", |mut c: C<'_>| -> R<u32> {
+        charge(&mut c, "subnet_self_node_count", 0)?;
+        Ok(13)
+    });
+    def!("root_key_size", |mut c: C<'_>| -> R<u32> {
+        charge(&mut c, "root_key_size", 0)?;
+        Ok(0)
+    });
     def!("root_key_copy", |mut c: C<'_>, dst: u32, off: u32, size: u32| -> R<()> {
+        charge(&mut c, "root_key_copy", size.into())?;
         copy_out(&mut c, "root_key_copy", &[], dst, off, size)
     });
-    def!("env_var_count", |_c: C<'_>| -> R<u32> { Ok(0) });
-    def!("env_var_name_size", |mut c: C<'_>, i: u32| -> R<u32> { trap(&mut c, format!("ic0.env_var_name_size: index {i} out of bounds")) });
+    def!("env_var_count", |mut c: C<'_>| -> R<u32> {
+        charge(&mut c, "env_var_count", 0)?;
+        Ok(0)
+    });
+    def!("env_var_name_size", |mut c: C<'_>, i: u32| -> R<u32> {
+        charge(&mut c, "env_var_name_size", 0)?;
+        trap(&mut c, format!("ic0.env_var_name_size: index {i} out of bounds"))
+    });
     def!("env_var_name_copy", |mut c: C<'_>, i: u32, _d: u32, _o: u32, _s: u32| -> R<()> {
+        charge(&mut c, "env_var_name_copy", 0)?;
         trap(&mut c, format!("ic0.env_var_name_copy: index {i} out of bounds"))
     });
-    def!("env_var_name_exists", |_c: C<'_>, _s: u32, _n: u32| -> R<u32> { Ok(0) });
-    def!("env_var_value_size", |mut c: C<'_>, _s: u32, _n: u32| -> R<u32> { trap(&mut c, "ic0.env_var_value_size: no such environment variable") });
+    def!("env_var_name_exists", |mut c: C<'_>, _s: u32, _n: u32| -> R<u32> {
+        charge(&mut c, "env_var_name_exists", 0)?;
+        Ok(0)
+    });
+    def!("env_var_value_size", |mut c: C<'_>, _s: u32, _n: u32| -> R<u32> {
+        charge(&mut c, "env_var_value_size", 0)?;
+        trap(&mut c, "ic0.env_var_value_size: no such environment variable")
+    });
     def!("env_var_value_copy", |mut c: C<'_>, _s: u32, _n: u32, _d: u32, _o: u32, _z: u32| -> R<()> {
+        charge(&mut c, "env_var_value_copy", 0)?;
         trap(&mut c, "ic0.env_var_value_copy: no such environment variable")
     });
-    def!("time", |c: C<'_>| -> R<u64> { Ok(c.data().msg.time) });
+    def!("time", |mut c: C<'_>| -> R<u64> {
+        charge(&mut c, "time", 0)?;
+        Ok(c.data().msg.time)
+    });
     def!("global_timer_set", |mut c: C<'_>, ts: u64| -> R<u64> {
         charge(&mut c, "global_timer_set", 0)?;
         require(&mut c, "global_timer_set", STATE_KINDS)?;
         Ok(std::mem::replace(&mut c.data_mut().canister.global_timer, ts))
     });
     def!("performance_counter", |mut c: C<'_>, kind: u32| -> R<u64> {
+        charge(&mut c, "performance_counter", 0)?;
         let used = c.data().msg.fuel_limit.saturating_sub(c.get_fuel().unwrap_or(0));
         match kind {
             0 => Ok(used),
@@ -372,14 +478,15 @@ pub(crate) fn linker(module: &Module) -> wasmtime::Result<Linker<StoreData>> {
         }
     });
     def!("is_controller", |mut c: C<'_>, src: u32, size: u32| -> R<u32> {
-        charge(&mut c, "is_controller", 0)?;
+        charge(&mut c, "is_controller", size.into())?;
         let bytes = read_mem(&mut c, "is_controller", src.into(), size.into())?;
         match Principal::try_from_slice(&bytes) {
             Ok(p) => Ok(c.data().canister.controllers.contains(&p) as u32),
             Err(_) => trap(&mut c, "ic0.is_controller: argument is not a valid principal"),
         }
     });
-    def!("in_replicated_execution", |c: C<'_>| -> R<u32> {
+    def!("in_replicated_execution", |mut c: C<'_>| -> R<u32> {
+        charge(&mut c, "in_replicated_execution", 0)?;
         Ok(!matches!(c.data().msg.kind, K::Query | K::InspectMessage) as u32)
     });
     def!("certified_data_set", |mut c: C<'_>, src: u32, size: u32| -> R<()> {
@@ -392,14 +499,19 @@ pub(crate) fn linker(module: &Module) -> wasmtime::Result<Linker<StoreData>> {
         c.data_mut().canister.certified_data = bytes;
         Ok(())
     });
-    def!("data_certificate_present", |c: C<'_>| -> R<u32> { Ok(u32::from(c.data().msg.data_certificate.is_some())) });
+    def!("data_certificate_present", |mut c: C<'_>| -> R<u32> {
+        charge(&mut c, "data_certificate_present", 0)?;
+        Ok(u32::from(c.data().msg.data_certificate.is_some()))
+    });
     def!("data_certificate_size", |mut c: C<'_>| -> R<u32> {
+        charge(&mut c, "data_certificate_size", 0)?;
         match &c.data().msg.data_certificate {
             Some(cert) => Ok(cert.len() as u32),
             None => trap(&mut c, "ic0.data_certificate_size: no certificate available"),
         }
     });
     def!("data_certificate_copy", |mut c: C<'_>, dst: u32, offset: u32, size: u32| -> R<()> {
+        charge(&mut c, "data_certificate_copy", size.into())?;
         let Some(cert) = c.data().msg.data_certificate.clone() else {
             return trap(&mut c, "ic0.data_certificate_copy: no certificate available");
         };
@@ -421,7 +533,10 @@ pub(crate) fn linker(module: &Module) -> wasmtime::Result<Linker<StoreData>> {
     });
 
     // --- stable memory ---
-    def!("stable64_size", |c: C<'_>| -> R<u64> { Ok(c.data().canister.stable.pages()) });
+    def!("stable64_size", |mut c: C<'_>| -> R<u64> {
+        charge(&mut c, "stable64_size", 0)?;
+        Ok(c.data().canister.stable.pages())
+    });
     def!("stable64_grow", |mut c: C<'_>, pages: u64| -> R<u64> {
         charge(&mut c, "stable64_grow", 0)?;
         Ok(c.data_mut().canister.stable.grow(pages))
@@ -436,6 +551,7 @@ pub(crate) fn linker(module: &Module) -> wasmtime::Result<Linker<StoreData>> {
     });
     // Legacy 32-bit stable memory API.
     def!("stable_size", |mut c: C<'_>| -> R<u32> {
+        charge(&mut c, "stable_size", 0)?;
         match u32::try_from(c.data().canister.stable.pages()) {
             Ok(p) if p <= 65536 => Ok(p),
             _ => trap(&mut c, "ic0.stable_size: stable memory larger than 4 GiB, use stable64_size"),
@@ -472,7 +588,7 @@ pub(crate) fn linker(module: &Module) -> wasmtime::Result<Linker<StoreData>> {
          reject_fun: u32,
          reject_env: u32|
          -> R<()> {
-            charge(&mut c, "call_new", 0)?;
+            charge(&mut c, "call_new", u64::from(callee_size) + u64::from(name_size))?;
             require(&mut c, "call_new", CALL_KINDS)?;
             let callee = read_mem(&mut c, "call_new", callee_src.into(), callee_size.into())?;
             let name = read_mem(&mut c, "call_new", name_src.into(), name_size.into())?;
@@ -495,6 +611,7 @@ pub(crate) fn linker(module: &Module) -> wasmtime::Result<Linker<StoreData>> {
         }
     );
     def!("call_on_cleanup", |mut c: C<'_>, fun: u32, env: u32| -> R<()> {
+        charge(&mut c, "call_on_cleanup", 0)?;
         require(&mut c, "call_on_cleanup", CALL_KINDS)?;
         match c.data_mut().msg.pending_call.as_mut() {
             Some(call) if call.callbacks.cleanup.is_none() => {
@@ -518,6 +635,7 @@ pub(crate) fn linker(module: &Module) -> wasmtime::Result<Linker<StoreData>> {
         Ok(())
     });
     def!("call_with_best_effort_response", |mut c: C<'_>, _timeout: u32| -> R<()> {
+        charge(&mut c, "call_with_best_effort_response", 0)?;
         require(&mut c, "call_with_best_effort_response", CALL_KINDS)?;
         if c.data().msg.pending_call.is_none() {
             return trap(&mut c, "ic0.call_with_best_effort_response: no call in progress");

@@ -8,8 +8,10 @@
 //! as separate messages in the order each pair sent them, with cycles attached and
 //! refunded. A management canister subset creates, installs, upgrades, stops and
 //! deletes canisters for their controllers. Instructions are counted deterministically
-//! with wasmtime fuel; optionally ([`Host::set_system_api_metering`]) system API calls
-//! are charged too, roughly as the IC charges them (see [`metering`]).
+//! as the IC counts them: wasmtime fuel with the replica's weight of each Wasm operator,
+//! plus its charges for system API calls and newly dirtied stable pages, and its
+//! per-message limits (instructions, dirtied and accessed stable pages, compilation at
+//! install and upgrade); see [`metering`].
 //!
 //! A host lives in RAM ([`Host::new`], [`Host::in_memory`]) or in a directory
 //! ([`Host::open`]): there each canister's stable memory and heap are page files read on

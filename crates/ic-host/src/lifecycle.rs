@@ -48,9 +48,7 @@ impl Host {
             status: CanisterStatus::Running,
             ..Default::default()
         };
-        let mut c = Canister::empty(state, heap);
-        c.data_mut().metering = self.metering;
-        self.canisters.insert(id, c);
+        self.canisters.insert(id, Canister::empty(state, heap));
         // A new canister starts from empty files, also when the log is replayed.
         let fresh = Delta { stable: StableDelta { clear: true, pages: Vec::new() }, heap_clear: true, ..Default::default() };
         self.step.push((id, fresh));
@@ -77,7 +75,8 @@ impl Host {
     }
 
     /// Install (or, `reinstall`: wipe and install): a fresh instance of `module`, then
-    /// `canister_init(arg)` called by `caller`. Returns init's instructions.
+    /// `canister_init(arg)` called by `caller`. Returns the instructions of the install:
+    /// compiling the module plus `canister_init`, within [`crate::Limit::Install`].
     pub(crate) fn install_fresh(
         &mut self,
         id: Principal,
@@ -86,7 +85,9 @@ impl Host {
         caller: Principal,
         reinstall: bool,
     ) -> Result<u64, Reject> {
-        let (time, budget) = (self.time, self.limits.install);
+        let (time, limits) = (self.time, self.limits);
+        let compilation = module.compilation_cost;
+        let budget = install_budget(limits.install, compilation)?;
         let Some(c) = self.canisters.get_mut(&id) else {
             return Err(reject(DESTINATION_INVALID, format!("Canister {id} not found")));
         };
@@ -101,12 +102,13 @@ impl Host {
             c.rollback();
             return Err(reject(CANISTER_ERROR, format!("ic-host: cannot instantiate the module of {id}: {e:#}")));
         }
-        let mut instructions = 0;
+        let mut instructions = compilation;
         if c.has_func("canister_init") {
             let mut msg = Message::new(MessageKind::Init, "canister_init", caller.as_slice().to_vec(), arg.to_vec());
             msg.time = time;
+            limits.apply_pages(&mut msg);
             let mut exec = c.execute(&Entry::Export("canister_init".into()), msg, budget);
-            instructions = exec.instructions;
+            instructions += exec.instructions;
             if let Some(t) = exec.trap.clone() {
                 exec.heap_dirtied = c.rollback();
                 self.record(id, &exec, Err(reject(CANISTER_ERROR, t.clone())));
@@ -135,7 +137,9 @@ impl Host {
         caller: Principal,
         skip_pre_upgrade: bool,
     ) -> Result<UpgradeCost, Reject> {
-        let (time, budget) = (self.time, self.limits.install);
+        let (time, limits) = (self.time, self.limits);
+        let compilation = module.compilation_cost;
+        let budget = install_budget(limits.install, compilation)?;
         let caller = caller.as_slice().to_vec();
         let Some(c) = self.canisters.get_mut(&id) else {
             return Err(reject(DESTINATION_INVALID, format!("Canister {id} not found")));
@@ -146,6 +150,7 @@ impl Host {
         if !skip_pre_upgrade && c.has_func("canister_pre_upgrade") {
             let mut msg = Message::new(MessageKind::PreUpgrade, "canister_pre_upgrade", caller.clone(), Vec::new());
             msg.time = time;
+            limits.apply_pages(&mut msg);
             let exec = c.execute(&Entry::Export("canister_pre_upgrade".into()), msg, budget);
             pre = exec.instructions;
             let trap = exec.trap.clone();
@@ -168,6 +173,7 @@ impl Host {
         if c.has_func("canister_post_upgrade") {
             let mut msg = Message::new(MessageKind::PostUpgrade, "canister_post_upgrade", caller, arg.to_vec());
             msg.time = time;
+            limits.apply_pages(&mut msg);
             let exec = c.execute(&Entry::Export("canister_post_upgrade".into()), msg, budget.saturating_sub(pre));
             post = exec.instructions;
             let trap = exec.trap.clone();
@@ -181,7 +187,7 @@ impl Host {
         let delta = c.commit();
         self.step.push((id, delta));
         self.record_all(id, records);
-        Ok(UpgradeCost { instructions: pre + post, pre_upgrade: pre, post_upgrade: post })
+        Ok(UpgradeCost { instructions: pre + compilation + post, pre_upgrade: pre, compilation, post_upgrade: post })
     }
 
     fn record_all(&mut self, id: Principal, execs: Vec<crate::canister::Exec>) {
@@ -193,4 +199,15 @@ impl Host {
             self.record(id, &e, r);
         }
     }
+}
+
+/// The instructions an install or upgrade leaves for Wasm execution once its module is
+/// compiled (the IC counts compilation against the same limit).
+fn install_budget(limit: u64, compilation: u64) -> Result<u64, Reject> {
+    limit.checked_sub(compilation).filter(|&b| b > 0).ok_or_else(|| {
+        reject(
+            CANISTER_ERROR,
+            format!("compiling the module costs {compilation} instructions, more than the limit of {limit} for install_code"),
+        )
+    })
 }

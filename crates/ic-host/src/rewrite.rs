@@ -1,20 +1,36 @@
-//! Minimal binary rewriting: export the canister's internals the host needs.
+//! Minimal binary rewriting before compilation.
 //!
-//! The IC system API reaches into a canister's memory 0, table 0 (callbacks
-//! are function-table indices) and, for rollback, its mutable globals (e.g.
-//! `__stack_pointer`). Rust canisters do not necessarily export these, so the
-//! host adds exports under reserved names; nothing else in the module changes.
+//! 1. Export the canister's internals the host needs. The IC system API reaches into a
+//!    canister's memory 0, table 0 (callbacks are function-table indices) and, for
+//!    rollback, its mutable globals (e.g. `__stack_pointer`). Rust canisters do not
+//!    necessarily export these, so the host adds exports under reserved names.
+//! 2. Pay the IC's weight of the operators wasmtime's fuel table cannot hold (a `u8`):
+//!    [`crate::metering::NOPS_BEFORE_HEAVY_OPS`] `nop`s go in front of every
+//!    `memory.grow`, `table.grow`, `data.drop` and `elem.drop` (a `nop` weighs 1 and
+//!    compiles to nothing).
+//!
+//! Nothing else in the module changes.
 
 use anyhow::{bail, ensure, Result};
 use wasmtime::wasmparser::{
-    BinaryReader, GlobalSectionReader, ImportSectionReader, MemorySectionReader, TableSectionReader, TypeRef,
+    BinaryReader, FunctionBody, GlobalSectionReader, ImportSectionReader, MemorySectionReader, Operator,
+    TableSectionReader, TypeRef,
 };
+
+use crate::metering::NOPS_BEFORE_HEAVY_OPS;
 
 pub(crate) const MEMORY_EXPORT: &str = "__ic_host_memory";
 pub(crate) const TABLE_EXPORT: &str = "__ic_host_table";
 pub(crate) const GLOBAL_EXPORT_PREFIX: &str = "__ic_host_global_";
 
 const EXPORT_SECTION: u8 = 7;
+const CODE_SECTION: u8 = 10;
+const NOP: u8 = 0x01;
+
+/// The module the host compiles: [`pad_heavy_ops`], then [`export_internals`].
+pub(crate) fn rewrite(wasm: &[u8]) -> Result<Vec<u8>> {
+    export_internals(&pad_heavy_ops(wasm)?)
+}
 
 struct Section<'a> {
     id: u8,
@@ -68,6 +84,73 @@ fn split_sections(wasm: &[u8]) -> Result<Vec<Section<'_>>> {
         pos = end;
     }
     Ok(sections)
+}
+
+/// Returns `wasm` with [`NOPS_BEFORE_HEAVY_OPS`] `nop`s in front of every operator the
+/// IC weighs 300 (see [`crate::metering`]).
+pub(crate) fn pad_heavy_ops(wasm: &[u8]) -> Result<Vec<u8>> {
+    let sections = split_sections(wasm)?;
+    let Some(code) = sections.iter().find(|s| s.id == CODE_SECTION) else { return Ok(wasm.to_vec()) };
+    let mut pos = 0;
+    let count = read_leb_u32(code.content, &mut pos)?;
+    let mut body = Vec::with_capacity(code.content.len());
+    write_leb_u32(&mut body, count);
+    let mut padded = false;
+    for _ in 0..count {
+        let size = read_leb_u32(code.content, &mut pos)? as usize;
+        let Some(end) = pos.checked_add(size).filter(|&e| e <= code.content.len()) else {
+            bail!("a function body extends past the code section")
+        };
+        let func = &code.content[pos..end];
+        let start = code.content_offset + pos;
+        // Offsets (within `func`) of the operators to pad.
+        let mut heavy = Vec::new();
+        let mut ops = FunctionBody::new(BinaryReader::new(func, start)).get_operators_reader()?;
+        while !ops.eof() {
+            let (op, at) = ops.read_with_offset()?;
+            if matches!(
+                op,
+                Operator::MemoryGrow { .. } | Operator::TableGrow { .. } | Operator::DataDrop { .. } | Operator::ElemDrop { .. }
+            ) {
+                heavy.push(at - start);
+            }
+        }
+        if heavy.is_empty() {
+            write_leb_u32(&mut body, size as u32);
+            body.extend_from_slice(func);
+        } else {
+            padded = true;
+            let mut out = Vec::with_capacity(func.len() + heavy.len() * NOPS_BEFORE_HEAVY_OPS);
+            let mut last = 0;
+            for at in heavy {
+                out.extend_from_slice(&func[last..at]);
+                out.extend(std::iter::repeat_n(NOP, NOPS_BEFORE_HEAVY_OPS));
+                last = at;
+            }
+            out.extend_from_slice(&func[last..]);
+            let len = u32::try_from(out.len()).map_err(|_| anyhow::anyhow!("function body too large"))?;
+            write_leb_u32(&mut body, len);
+            body.extend_from_slice(&out);
+        }
+        pos = end;
+    }
+    ensure!(pos == code.content.len(), "trailing bytes in the code section");
+    if !padded {
+        return Ok(wasm.to_vec());
+    }
+    let mut out = Vec::with_capacity(wasm.len() + body.len() - code.content.len() + 8);
+    out.extend_from_slice(&wasm[..8]);
+    for s in &sections {
+        if s.id == CODE_SECTION {
+            out.push(CODE_SECTION);
+            let len = u32::try_from(body.len()).map_err(|_| anyhow::anyhow!("code section too large"))?;
+            write_leb_u32(&mut out, len);
+            out.extend_from_slice(&body);
+        } else {
+            out.extend_from_slice(s.raw);
+        }
+    }
+    Ok(out)
 }
 
 /// Returns `wasm` with extra exports for memory 0, table 0 and every mutable global.

@@ -142,6 +142,21 @@ impl StableMemory {
         Ok(())
     }
 
+    /// 4 KiB pages of `[offset, offset + len)` the current message has not yet
+    /// (dirtied, accessed): what a write (read) of that range would add.
+    pub fn unseen_pages(&self, offset: u64, len: u64) -> (u64, u64) {
+        if len == 0 {
+            return (0, 0);
+        }
+        let (first, last) = (offset / PAGE as u64, offset.saturating_add(len - 1) / PAGE as u64);
+        let (mut dirty, mut accessed) = (0, 0);
+        for p in first..=last {
+            dirty += u64::from(!self.dirtied.contains(&p));
+            accessed += u64::from(!self.accessed.contains(&p));
+        }
+        (dirty, accessed)
+    }
+
     /// Starts counting the pages of a new message.
     pub fn start_message(&mut self) {
         self.dirtied.clear();

@@ -160,8 +160,12 @@ pub(crate) struct Message {
     pub context_instructions: u64,
     pub stable_read: u64,
     pub stable_written: u64,
-    /// Instructions charged for system API calls (see [`crate::metering`]).
+    /// Instructions charged for system API calls (see [`crate::metering`]), the dirtied
+    /// stable pages' charge included.
     pub system_api_instructions: u64,
+    /// 4 KiB stable pages this message may dirty / access (see [`crate::metering::PageLimits`]).
+    pub dirty_page_limit: u64,
+    pub accessed_page_limit: u64,
     /// The message of a trap raised by the host (ic0.trap or a system API misuse).
     pub host_trap: Option<String>,
     /// The host's time (`ic0.time`).
@@ -200,6 +204,8 @@ impl Message {
             stable_read: 0,
             stable_written: 0,
             system_api_instructions: 0,
+            dirty_page_limit: crate::metering::DIRTY_PAGE_LIMITS.for_kind(kind),
+            accessed_page_limit: crate::metering::ACCESSED_PAGE_LIMITS.for_kind(kind),
             host_trap: None,
             time: 0,
             cycles_available: 0,
@@ -224,8 +230,6 @@ pub(crate) struct StoreData {
     pub canister: CanisterState,
     pub msg: Message,
     pub logs: Vec<String>,
-    /// Charge system API calls (see [`crate::metering`]).
-    pub metering: bool,
 }
 
 impl StoreData {
