@@ -10,8 +10,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use backend::api::{Capsule, CapsuleCreateArgs, Error};
-use ic_host::{Durability, Host, HostConfig, DIRTY_PAGE_SIZE};
+use backend::api::{Capsule, CapsuleCreateArgs, ConfigUpdate, Error, UploadConfig};
+use ic_host::{Durability, Host, HostConfig, DEFAULT_CONTROLLER, DIRTY_PAGE_SIZE};
 
 use crate::data::File;
 use crate::keepsake::{Canister, USER};
@@ -122,6 +122,11 @@ pub fn run(backend: &[u8], dir: &Path, smoke: bool) -> Result<String> {
         put.stats = diff(&s0, &c.host.store_stats());
         out.push(put.line(mode, "uploads_put_chunk"));
 
+        // 50 capsules from one caller: past the canister's default bound per principal.
+        let raise = ConfigUpdate { max_capsules_per_caller: Some(64), ..Default::default() };
+        let (r, _): (std::result::Result<UploadConfig, Error>, _) =
+            ok(&mut c.host, true, DEFAULT_CONTROLLER, "admin_set_config", (raise,), 0)?;
+        r.map_err(|e| anyhow::anyhow!("admin_set_config: {e:?}"))?;
         let mut small = Row::default();
         let s0 = c.host.store_stats();
         for i in 0..50u32 {
