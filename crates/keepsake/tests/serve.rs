@@ -55,3 +55,104 @@ fn cli_uploads_resumes_and_reads_back_through_keepsake_serve() {
     assert_eq!(net.ok(dir, &["ls"])["memories"].as_array().unwrap().len(), 2);
     net.interrupt();
 }
+
+/// The principal of a PEM identity file (as the CLI signs with it).
+fn principal_of(pem: &std::path::Path) -> String {
+    use ic_agent::Identity;
+    ic_agent::identity::BasicIdentity::from_pem_file(pem).unwrap().sender().unwrap().to_text()
+}
+
+/// What `ls --json` shows of the memories, without what the canister assigns (ids,
+/// times): title, kind and every asset's kind, size and SHA-256, sorted.
+fn contents(ls: &serde_json::Value) -> Vec<String> {
+    let mut out: Vec<String> = ls["memories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            let mut assets: Vec<String> =
+                m["assets"].as_array().unwrap().iter().map(|a| format!("{}:{}:{}", a["kind"], a["size"], a["sha256"])).collect();
+            assets.sort();
+            format!("{} {} {}", m["title"], m["kind"], assets.join(","))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// The operator commands over `--network` (ic-agent, signed requests, certified
+/// answers) against `keepsake serve`: members invited, accepted by another identity and
+/// removed; a link in the local gateway's form; export, rm, and the export imported
+/// into another `serve` with the same contents.
+#[test]
+fn members_link_export_rm_and_import_run_through_keepsake_serve() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    let (bdir, x) = (dir.join("b"), dir.join("x"));
+    std::fs::create_dir_all(&bdir).unwrap();
+    keepsake::identity::write_new_ed25519_pem(&dir.join("me.pem")).unwrap();
+    keepsake::identity::write_new_ed25519_pem(&dir.join("other.pem")).unwrap();
+    std::fs::copy(dir.join("me.pem"), bdir.join("me.pem")).unwrap();
+    let (me, other) = (principal_of(&dir.join("me.pem")), principal_of(&dir.join("other.pem")));
+    std::fs::write(dir.join("photo.jpg"), keepsake::derive::sample_photo(900, 600, 5)).unwrap();
+    random_file(&dir.join("note.bin"), 300_000, 11);
+
+    // `me` controls the canister: `stats` (what rm and import report) is for controllers.
+    let a = Serve::start_with(&dir.join("a"), &["--controller", &me]);
+    let up = a.ok(dir, &["upload", "--derivatives", "photo.jpg"]);
+    let photo = up["files"][0]["memory_id"].as_u64().unwrap().to_string();
+    let cap = up["files"][0]["capsule_id"].as_u64().unwrap().to_string();
+    let up = a.ok(dir, &["upload", "note.bin", "--capsule", &cap]);
+    let note = up["files"][0]["memory_id"].as_u64().unwrap().to_string();
+
+    // Members: an invitation, accepted by the other key's own signed call, then removed.
+    let as_other = |args: &[&str]| a.cli_as(dir, "other.pem", args, &[]);
+    let reader = serde_json::json!({ "principal": other, "role": "Reader" });
+    let v = a.ok(dir, &["capsule", "members", &cap, "add", &other, "--role", "reader"]);
+    assert!(v["members"]["invited"].as_array().unwrap().contains(&reader), "{v}");
+    assert_ne!(as_other(&["get", &photo, "-o", "no.jpg"]).code, 0, "invited is not joined");
+    let r = as_other(&["capsule", "accept", &cap]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let v = a.ok(dir, &["capsule", "members", &cap]);
+    assert!(v["members"]["members"].as_array().unwrap().contains(&reader), "{v}");
+    let r = as_other(&["get", &photo, "-o", "theirs.jpg"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(std::fs::read(dir.join("theirs.jpg")).unwrap(), std::fs::read(dir.join("photo.jpg")).unwrap());
+    a.ok(dir, &["capsule", "members", &cap, "remove", &other]);
+    let r = as_other(&["get", &photo, "-o", "gone.jpg"]);
+    assert_ne!(r.code, 0, "{}", r.stdout);
+    assert!(r.stderr.contains("not allowed") || r.stderr.contains("not found"), "{}", r.stderr);
+
+    // A link, as the local network's gateway would serve it.
+    let l = a.ok(dir, &["link", &photo, "--asset", "thumbnail", "--ttl", "10m"])["link"].clone();
+    let path = l["path"].as_str().unwrap();
+    assert!(path.starts_with(&format!("/m/{photo}/thumbnail?token=")), "{l}");
+    let port = url::Url::parse(&a.url).unwrap().port().unwrap();
+    assert_eq!(l["url"].as_str().unwrap(), format!("http://{}.localhost:{port}{path}", a.canister));
+
+    // Export, then rm (the blob's bytes are released to housekeeping).
+    let e = a.ok(dir, &["export", x.to_str().unwrap()])["export"].clone();
+    assert_eq!(e["memories"], 2, "{e}");
+    assert_eq!(e["interrupted"], false, "{e}");
+    let before = contents(&a.ok(dir, &["ls"]));
+    assert_eq!(before.len(), 2, "{before:?}");
+    let r = a.ok(dir, &["rm", &note])["removed"].clone();
+    assert_eq!(r["removed"][0]["kind"], "Original", "{r}");
+    assert_eq!(r["released_bytes"], 300_000, "{r}");
+    assert_eq!(a.ok(dir, &["ls"])["memories"].as_array().unwrap().len(), 1);
+    let r = a.cli(dir, &["get", &note, "-o", "note.back"], &[]);
+    assert!(r.code != 0 && r.stderr.contains("not found"), "{}", r.stderr);
+
+    // Imported into another network: the same memories, assets and bytes.
+    let b = Serve::start_with(&dir.join("b-state"), &["--controller", &me]);
+    let i = b.ok(&bdir, &["import", x.to_str().unwrap()]);
+    assert_eq!(i["import"]["memories_imported"], 2, "{i}");
+    assert_eq!(i["memories_added"], 2, "{i}");
+    let ls = b.ok(&bdir, &["ls"]);
+    assert_eq!(contents(&ls), before);
+    let id = ls["memories"].as_array().unwrap().iter().find(|m| m["title"] == "note.bin").unwrap()["id"].to_string();
+    b.ok(&bdir, &["get", &id, "-o", "note.back"]);
+    assert!(std::fs::read(bdir.join("note.back")).unwrap() == std::fs::read(dir.join("note.bin")).unwrap());
+    a.interrupt();
+    b.interrupt();
+}

@@ -63,12 +63,17 @@ impl Serve {
 
     /// The CLI in network mode against this network, as `me.pem`.
     pub fn cli(&self, cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
+        self.cli_as(cwd, "me.pem", args, env)
+    }
+
+    /// The CLI in network mode against this network, as the identity in `cwd/pem`.
+    pub fn cli_as(&self, cwd: &Path, pem: &str, args: &[&str], env: &[(&str, &str)]) -> Run {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_keepsake"));
         cmd.current_dir(cwd)
             .arg("--state")
             .arg(cwd.join("cli"))
             .args(["--network", &self.url, "--canister", &self.canister, "--identity"])
-            .arg(cwd.join("me.pem"))
+            .arg(cwd.join(pem))
             .arg("--json")
             .args(args)
             .env_remove("KEEPSAKE_STOP_AFTER_CHUNKS");
