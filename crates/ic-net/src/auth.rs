@@ -118,7 +118,6 @@ pub fn verify(der: &[u8], msg: &[u8], sig: &[u8], root_key_raw: &[u8]) -> Result
 #[cfg(test)]
 mod tests {
     use std::borrow::Cow;
-    use std::time::Duration;
 
     use ic_agent::identity::{BasicIdentity, DelegatedIdentity, Prime256v1Identity, Secp256k1Identity};
     use ic_agent::Identity;
@@ -252,7 +251,6 @@ mod tests {
         // A subnet endpoint with a target-restricted chain.
         let req = Request::parse(&ok, Kind::Call).unwrap();
         assert!(authenticate(&req, None, NOW, &[0; 96]).unwrap_err().0.contains("subnet"));
-        let _ = Duration::ZERO;
     }
 
     #[test]
