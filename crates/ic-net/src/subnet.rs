@@ -82,15 +82,13 @@ fn write_new(path: &Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
-/// Length of the DER prefix of an IC BLS public key (the raw key follows).
-const BLS_DER_PREFIX_LEN: usize = 37;
-
 /// The subnet: its keys, id and canister range.
 pub struct Subnet {
     pub id: Principal,
     pub signer: SubnetKey,
     /// The root key as clients take it (DER, 133 bytes).
     pub root_key_der: Vec<u8>,
+    root_key_raw: [u8; 96],
     pub node: NodeKey,
     /// Inclusive canister id ranges this subnet serves.
     pub ranges: Vec<(Principal, Principal)>,
@@ -100,12 +98,13 @@ impl Subnet {
     pub fn new(signer: SubnetKey, node: NodeKey) -> Subnet {
         let root_key_der = signer.public_key_der();
         let id = Principal::self_authenticating(&root_key_der);
-        Subnet { id, signer, root_key_der, node, ranges: vec![canister_range()] }
+        let root_key_raw = signer.public_key().serialize();
+        Subnet { id, signer, root_key_der, root_key_raw, node, ranges: vec![canister_range()] }
     }
 
     /// The raw 96-byte BLS key (what canister signatures are checked against).
     pub fn root_key_raw(&self) -> &[u8] {
-        &self.root_key_der[BLS_DER_PREFIX_LEN..]
+        &self.root_key_raw
     }
 
     pub fn in_ranges(&self, p: &Principal) -> bool {
@@ -144,6 +143,7 @@ mod tests {
         let s = Subnet::new(SubnetKey::generate(), NodeKey::load_or_create(None).unwrap());
         assert_eq!(s.id, Principal::self_authenticating(&s.root_key_der));
         assert_eq!(s.root_key_raw().len(), 96);
+        assert!(s.root_key_der.ends_with(s.root_key_raw()), "the raw key is the DER key without its prefix");
         assert!(s.in_ranges(&ic_host::DEFAULT_CANISTER_ID));
         assert!(s.in_ranges(&Principal::from_text("rwlgt-iiaaa-aaaaa-aaaaa-cai").unwrap()));
         assert!(s.in_ranges(&Principal::from_text("ryjl3-tyaaa-aaaaa-aaaba-cai").unwrap()));
