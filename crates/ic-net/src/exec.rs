@@ -88,16 +88,6 @@ impl ExecHandle {
         rx.recv().map_err(|_| anyhow!("the host thread stopped"))
     }
 
-    /// [`ExecHandle::with_host`] for async code.
-    pub async fn with_host_async<R: Send + 'static>(&self, f: impl FnOnce(&mut Host) -> R + Send + 'static) -> Result<R> {
-        let (tx, rx) = oneshot::channel();
-        self.send(Command::With(Box::new(move |h| {
-            let _ = tx.send(f(h));
-        })))
-        .map_err(|r| anyhow!(r.message))?;
-        rx.await.map_err(|_| anyhow!("the host thread stopped"))
-    }
-
     /// The messages the last ingress call (or query) ran, with their instructions.
     pub fn last_call(&self) -> Result<Vec<CallResult>> {
         let (tx, rx) = oneshot::channel();

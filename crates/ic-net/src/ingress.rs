@@ -38,12 +38,6 @@ pub enum Status {
     Done,
 }
 
-impl Status {
-    pub fn is_terminal(&self) -> bool {
-        !matches!(self, Status::Received)
-    }
-}
-
 /// One accepted call.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Entry {

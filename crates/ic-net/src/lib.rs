@@ -87,10 +87,6 @@ impl Network {
         format!("http://{ip}:{}", self.addr.port())
     }
 
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
     /// The root key (DER), which local clients fetch from `/api/v2/status`.
     pub fn root_key(&self) -> Vec<u8> {
         self.subnet.root_key_der.clone()
