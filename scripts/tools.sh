@@ -8,11 +8,11 @@ ensure_wasm_target() {
   fi
 }
 
-# Installs an npm-packaged binary into .tools/ if missing and prints its path:
-# npm_bin <package> <version> <path of the binary inside the package>.
+# Installs an npm-packaged binary into .tools/ if missing (or at another version) and
+# prints its path: npm_bin <package> <version> <path of the binary inside the package>.
 npm_bin() {
   local bin="$TOOLS_DIR/node_modules/$1/$3"
-  if [ ! -x "$bin" ]; then
+  if [ ! -x "$bin" ] || ! grep -q "\"version\": \"$2\"" "$TOOLS_DIR/node_modules/$1/package.json" 2>/dev/null; then
     mkdir -p "$TOOLS_DIR"
     npm install --silent --no-audit --no-fund --prefix "$TOOLS_DIR" "$1@$2" >&2
   fi
