@@ -168,7 +168,7 @@ pub struct UploadConfig {
     pub max_reply_bytes: Option<u64>,
 }
 
-#[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[derive(CandidType, Deserialize, Serialize, Clone, Debug, PartialEq, Eq)]
 pub struct Stats {
     pub layout_version: u32,
     pub blobs: u64,

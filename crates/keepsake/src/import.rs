@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{anyhow, bail, Context};
-use backend::api::{AssetInput, AssetSource, Capsule, Memory, MemoryCreateArgs, MemoryMeta, Role};
+use backend::api::{AssetInput, AssetSource, Capsule, Memory, MemoryCreateArgs, MemoryMeta, Role, Stats};
 use serde::Serialize;
 use serde_bytes::ByteBuf;
 use sha2::{Digest, Sha256};
@@ -21,7 +21,7 @@ use crate::archive::{
 use crate::client::Client;
 use crate::download;
 use crate::fsutil::hex;
-use crate::remove::{space, Space};
+use crate::remove::space;
 use crate::upload::{self, Declared, PartOf, Progress, UploadError, UploadOptions};
 
 #[derive(Clone, Debug, Default)]
@@ -61,8 +61,8 @@ pub struct ImportReport {
     pub bytes_total: u64,
     pub seconds: f64,
     pub interrupted: bool,
-    pub before: Option<Space>,
-    pub after: Option<Space>,
+    pub before: Option<Stats>,
+    pub after: Option<Stats>,
 }
 
 impl ImportReport {

@@ -4,17 +4,11 @@
 //! yet is an invitation: they join when they accept it (`keepsake capsule accept`).
 
 use anyhow::anyhow;
-use backend::api::{Capsule, Role};
+use backend::api::{Capsule, Member, Role};
 use candid::Principal;
 use serde::Serialize;
 
 use crate::client::{Client, ClientResult};
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Member {
-    pub principal: String,
-    pub role: Role,
-}
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Members {
@@ -31,24 +25,13 @@ pub struct Members {
 impl From<Capsule> for Members {
     fn from(c: Capsule) -> Self {
         let with = |ps: Vec<Principal>, role| {
-            ps.into_iter().map(move |p| Member {
-                principal: p.to_text(),
-                role,
-            })
+            ps.into_iter().map(move |principal| Member { principal, role })
         };
         let members = with(c.owners, Role::Owner)
             .chain(with(c.writers, Role::Writer))
             .chain(with(c.readers, Role::Reader))
             .collect();
-        let invited = c
-            .invited
-            .unwrap_or_default()
-            .into_iter()
-            .map(|m| Member {
-                principal: m.principal.to_text(),
-                role: m.role,
-            })
-            .collect();
+        let invited = c.invited.unwrap_or_default();
         Self {
             capsule_id: c.id,
             name: c.name,
@@ -133,7 +116,7 @@ mod tests {
             bytes_used: 0,
             my_role: Some(Role::Owner),
             reserved_bytes: Some(0),
-            invited: Some(vec![backend::api::Member {
+            invited: Some(vec![Member {
                 principal: Principal::from_slice(&[5]),
                 role: Role::Writer,
             }]),
@@ -147,7 +130,7 @@ mod tests {
         assert_eq!(
             m.invited,
             [Member {
-                principal: Principal::from_slice(&[5]).to_text(),
+                principal: Principal::from_slice(&[5]),
                 role: Role::Writer
             }]
         );

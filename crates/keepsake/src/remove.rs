@@ -13,46 +13,9 @@ use serde::Serialize;
 
 use crate::client::{Client, ClientError, ClientResult};
 
-/// The space figures of `stats`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Space {
-    pub blobs: u64,
-    pub blob_bytes: u64,
-    pub memories: u64,
-    pub open_sessions: u64,
-    pub session_bytes: u64,
-    /// Bytes of the chunk arena (grows only when no free extent fits).
-    pub arena_bytes: u64,
-    /// Freed arena bytes, reused by later uploads.
-    pub free_bytes: u64,
-    /// Bytes queued for housekeeping.
-    pub gc_pending_bytes: u64,
-    pub bytes_freed_total: u64,
-}
-
-impl From<&Stats> for Space {
-    fn from(s: &Stats) -> Self {
-        Self {
-            blobs: s.blobs,
-            blob_bytes: s.blob_bytes,
-            memories: s.memories,
-            open_sessions: s.open_sessions,
-            session_bytes: s.session_bytes,
-            arena_bytes: s.arena_bytes,
-            free_bytes: s.free_bytes,
-            gc_pending_bytes: s.gc_pending_bytes,
-            bytes_freed_total: s.bytes_freed_total,
-        }
-    }
-}
-
 /// The figures, or why there are none (a canister may keep `stats` to controllers).
-pub async fn space(client: &Client) -> Result<Space, String> {
-    client
-        .stats()
-        .await
-        .map(|s| Space::from(&s))
-        .map_err(|e| e.to_string())
+pub async fn space(client: &Client) -> Result<Stats, String> {
+    client.stats().await.map_err(|e| e.to_string())
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -69,8 +32,8 @@ pub struct RemoveReport {
     /// `None`: the whole memory was deleted.
     pub asset: Option<AssetKind>,
     pub removed: Vec<RemovedAsset>,
-    pub before: Option<Space>,
-    pub after: Option<Space>,
+    pub before: Option<Stats>,
+    pub after: Option<Stats>,
     /// Why there are no figures, if there are none.
     pub stats_error: Option<String>,
     /// Blob bytes no memory references any more (`blob_bytes` before − after).
@@ -112,7 +75,7 @@ pub async fn remove(
         (Ok(b), Ok(a)) => (Some(b), Some(a), None),
         (Err(e), _) | (_, Err(e)) => (None, None, Some(e)),
     };
-    let delta = |f: fn(&Space) -> u64, grows: bool| {
+    let delta = |f: fn(&Stats) -> u64, grows: bool| {
         let (b, a) = (before.as_ref()?, after.as_ref()?);
         Some(if grows {
             f(a).saturating_sub(f(b))
@@ -142,7 +105,7 @@ pub struct GcSummary {
     pub bytes_freed: u64,
     /// Work was left when `max_passes` ran out.
     pub more: bool,
-    pub after: Option<Space>,
+    pub after: Option<Stats>,
 }
 
 /// Runs housekeeping passes (`admin_gc`, controllers only) until nothing is left or

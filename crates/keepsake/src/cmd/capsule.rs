@@ -59,7 +59,6 @@ pub async fn run(g: &Global, cmd: &CapsuleCmd) -> anyhow::Result<ExitCode> {
                     let role = members::parse_role(role)?;
                     let m = members::add(&client, *capsule, who, role).await?;
                     let role = format!("{role:?}").to_lowercase();
-                    let who = who.to_text();
                     let what = if m.invited.iter().any(|x| x.principal == who) {
                         format!(
                             "invited {who} as {role} of capsule {capsule}; they join with `keepsake capsule accept {capsule}`"
