@@ -46,11 +46,11 @@ pub fn http() -> Http {
 fn reject(e: AgentError) -> Reject {
     match e {
         AgentError::CertifiedReject { reject, .. } | AgentError::UncertifiedReject { reject, .. } => {
-            Reject { code: reject.reject_code as u32, message: reject.reject_message }
+            Reject::new(reject.reject_code as u32, reject.reject_message)
         }
         // Refused by the interface before it reached the host (e.g. 413 past 2 MiB).
         AgentError::HttpError(e) if (400..500).contains(&e.status) => {
-            Reject { code: ic_host::reject_code::SYS_FATAL, message: format!("HTTP {}: {}", e.status, String::from_utf8_lossy(&e.content)) }
+            Reject::new(ic_host::reject_code::SYS_FATAL, format!("HTTP {}: {}", e.status, String::from_utf8_lossy(&e.content)))
         }
         e => panic!("the network failed (not a rejection): {e}"),
     }

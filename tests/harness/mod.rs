@@ -221,7 +221,7 @@ pub fn pocketic() -> Option<Pocket> {
 }
 
 fn pocket_reject(r: pocket_ic::RejectResponse) -> Reject {
-    Reject { code: r.reject_code as u32, message: r.reject_message }
+    Reject::new(r.reject_code as u32, r.reject_message)
 }
 
 impl Backend for Pocket {

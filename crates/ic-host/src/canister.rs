@@ -382,13 +382,16 @@ impl Canister {
     }
 }
 
+/// How the description of a message that ran out of instructions starts.
+pub(crate) const INSTRUCTION_LIMIT_TRAP: &str = "instruction limit exceeded";
+
 fn describe_trap(e: &wasmtime::Error, host_trap: Option<String>, limit: u64) -> String {
     if let Some(t) = host_trap {
         return t;
     }
     match e.downcast_ref::<Trap>() {
         Some(Trap::OutOfFuel) => format!(
-            "instruction limit exceeded: Canister exceeded the limit of {limit} instructions for single message execution."
+            "{INSTRUCTION_LIMIT_TRAP}: Canister exceeded the limit of {limit} instructions for single message execution."
         ),
         Some(trap) => format!("Canister trapped: {trap}"),
         None => format!("Canister trapped: {e:#}"),

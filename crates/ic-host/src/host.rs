@@ -39,11 +39,51 @@ const MAX_TIMER_FIRINGS_PER_TICK: usize = 1_000;
 /// Cycles of a canister created without an amount (`provisional_create_canister_with_cycles`).
 pub const DEFAULT_CYCLES: u128 = 100_000_000_000_000;
 
-/// A rejected call: IC reject code + message.
+/// A rejected call: IC reject code + message, and the interface specification's error
+/// code where one applies (the HTTP interface passes it on as `error_code`).
 #[derive(Debug, Clone, PartialEq, Eq, CandidType, Deserialize)]
 pub struct Reject {
     pub code: u32,
     pub message: String,
+    pub error_code: Option<ErrorCode>,
+}
+
+/// The error codes of the interface specification that the host gives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, CandidType, Deserialize)]
+pub enum ErrorCode {
+    CanisterNotFound,
+    CanisterMethodNotFound,
+    CanisterWasmModuleNotFound,
+    CanisterStopped,
+    CanisterStopping,
+    CanisterCalledTrap,
+    CanisterRejectedMessage,
+}
+
+impl ErrorCode {
+    /// As the specification writes it (`IC0301`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::CanisterNotFound => "IC0301",
+            ErrorCode::CanisterMethodNotFound => "IC0536",
+            ErrorCode::CanisterWasmModuleNotFound => "IC0537",
+            ErrorCode::CanisterStopped => "IC0508",
+            ErrorCode::CanisterStopping => "IC0509",
+            ErrorCode::CanisterCalledTrap => "IC0503",
+            ErrorCode::CanisterRejectedMessage => "IC0516",
+        }
+    }
+}
+
+impl Reject {
+    pub fn new(code: u32, message: impl Into<String>) -> Reject {
+        Reject { code, message: message.into(), error_code: None }
+    }
+
+    pub(crate) fn with(mut self, error_code: ErrorCode) -> Reject {
+        self.error_code = Some(error_code);
+        self
+    }
 }
 
 impl fmt::Display for Reject {
@@ -55,7 +95,7 @@ impl fmt::Display for Reject {
 impl std::error::Error for Reject {}
 
 pub(crate) fn reject(code: u32, message: impl Into<String>) -> Reject {
-    Reject { code, message: message.into() }
+    Reject::new(code, message)
 }
 
 /// The outcome of one executed message.
@@ -558,7 +598,7 @@ impl Host {
                 if self.query_export(canister, method).is_some() {
                     return self.run_query(canister, caller_bytes, method, arg, MessageKind::ReplicatedQuery);
                 }
-                return refused(reject(DESTINATION_INVALID, format!("Canister {canister} has no update method '{method}'")));
+                return refused(reject(DESTINATION_INVALID, format!("Canister {canister} has no update method '{method}'")).with(ErrorCode::CanisterMethodNotFound));
             }
             if self.canisters[&canister].has_func("canister_inspect_message") {
                 let msg = Message::new(MessageKind::InspectMessage, method, caller_bytes.clone(), arg.to_vec());
@@ -568,7 +608,7 @@ impl Host {
                     None if !exec.msg.accepted => Err(reject(
                         CANISTER_REJECT,
                         format!("Canister {canister} rejected the message (inspect_message did not accept it)"),
-                    )),
+                    ).with(ErrorCode::CanisterRejectedMessage)),
                     None => Ok(Vec::new()),
                 };
                 self.record(canister, &exec, verdict.clone());
@@ -617,7 +657,7 @@ impl Host {
 
     pub(crate) fn run_query(&mut self, canister: Principal, caller: Vec<u8>, method: &str, arg: &[u8], kind: MessageKind) -> CallResult {
         let Some(export) = self.query_export(canister, method) else {
-            let r = reject(DESTINATION_INVALID, format!("Canister {canister} has no query method '{method}'"));
+            let r = reject(DESTINATION_INVALID, format!("Canister {canister} has no query method '{method}'")).with(ErrorCode::CanisterMethodNotFound);
             return CallResult::refused(canister, kind, method, r);
         };
         // Queries have no deterministic time slicing on the IC: replicated ones too run

@@ -5,7 +5,7 @@
 use candid::Principal;
 
 use crate::canister::Entry;
-use crate::host::{reject, reject_code::*, Host, Reject, MAX_INGRESS_ARG};
+use crate::host::{reject, reject_code::*, ErrorCode, Host, Reject, MAX_INGRESS_ARG};
 use crate::state::{Message, MessageKind};
 
 impl Host {
@@ -30,7 +30,7 @@ impl Host {
         self.callable(canister)?;
         let has_update = self.canisters[&canister].has_func(&format!("canister_update {method}"));
         if !has_update && self.query_export(canister, method).is_none() {
-            return Err(reject(DESTINATION_INVALID, format!("Canister {canister} has no update method '{method}'")));
+            return Err(reject(DESTINATION_INVALID, format!("Canister {canister} has no update method '{method}'")).with(ErrorCode::CanisterMethodNotFound));
         }
         if !has_update || !self.canisters[&canister].has_func("canister_inspect_message") {
             return Ok(());
@@ -42,7 +42,7 @@ impl Host {
             None if !exec.msg.accepted => Err(reject(
                 CANISTER_REJECT,
                 format!("Canister {canister} rejected the message (inspect_message did not accept it)"),
-            )),
+            ).with(ErrorCode::CanisterRejectedMessage)),
             None => Ok(()),
         }
     }

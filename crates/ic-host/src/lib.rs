@@ -55,7 +55,7 @@ mod store;
 pub use candid::Principal;
 pub use engine::{module_cache_dir, set_module_cache_dir};
 pub use host::{
-    canister_id_of, reject_code, CallResult, Host, HostConfig, Limit, Reject, UpgradeCost, DEFAULT_CANISTER_ID,
+    canister_id_of, reject_code, CallResult, ErrorCode, Host, HostConfig, Limit, Reject, UpgradeCost, DEFAULT_CANISTER_ID,
     DEFAULT_CONTROLLER, DEFAULT_CYCLES, DEFAULT_TIME_NS, MAX_INGRESS_ARG, MAX_MESSAGES_PER_DRAIN,
 };
 pub use ic_management_canister_types as management_types;

@@ -5,7 +5,7 @@ use candid::Principal;
 
 use crate::canister::{Canister, Delta, Entry};
 use crate::engine::CompiledModule;
-use crate::host::{canister_id_of, reject, reject_code::*, Host, Reject, UpgradeCost};
+use crate::host::{canister_id_of, reject, reject_code::*, ErrorCode, Host, Reject, UpgradeCost};
 use crate::stable::{StableDelta, StableMemory, DEFAULT_MAX_STABLE_PAGES};
 use crate::state::{CanisterState, CanisterStatus, Message, MessageKind};
 use crate::store::pages::Pages;
@@ -89,7 +89,7 @@ impl Host {
         let compilation = module.compilation_cost;
         let budget = install_budget(limits.install, compilation)?;
         let Some(c) = self.canisters.get_mut(&id) else {
-            return Err(reject(DESTINATION_INVALID, format!("Canister {id} not found")));
+            return Err(reject(DESTINATION_INVALID, format!("Canister {id} not found")).with(ErrorCode::CanisterNotFound));
         };
         c.begin();
         if reinstall {
@@ -142,7 +142,7 @@ impl Host {
         let budget = install_budget(limits.install, compilation)?;
         let caller = caller.as_slice().to_vec();
         let Some(c) = self.canisters.get_mut(&id) else {
-            return Err(reject(DESTINATION_INVALID, format!("Canister {id} not found")));
+            return Err(reject(DESTINATION_INVALID, format!("Canister {id} not found")).with(ErrorCode::CanisterNotFound));
         };
         c.begin();
         let mut records = Vec::new();

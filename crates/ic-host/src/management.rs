@@ -14,7 +14,7 @@ use ic_management_canister_types as mgmt;
 use serde::de::DeserializeOwned;
 
 use crate::engine;
-use crate::host::{reject, reject_code::*, Host, Reject, DEFAULT_CYCLES};
+use crate::host::{reject, reject_code::*, ErrorCode, Host, Reject, DEFAULT_CYCLES};
 use crate::network::CtxId;
 use crate::state::CanisterStatus;
 
@@ -77,7 +77,7 @@ impl Host {
     /// Refuses `caller` unless it controls `canister` (or, if `self_ok`, is it).
     pub(crate) fn require_controller(&self, canister: Principal, caller: Principal, method: &str, self_ok: bool) -> Result<(), Reject> {
         let Some(c) = self.canisters.get(&canister) else {
-            return Err(reject(DESTINATION_INVALID, format!("Canister {canister} not found")));
+            return Err(reject(DESTINATION_INVALID, format!("Canister {canister} not found")).with(ErrorCode::CanisterNotFound));
         };
         if c.state().controllers.contains(&caller) || (self_ok && caller == canister) {
             return Ok(());
@@ -182,7 +182,7 @@ impl Host {
             "deposit_cycles" => {
                 let a: mgmt::CanisterIdRecord = decode(method, arg)?;
                 if !self.is_canister(&a.canister_id) {
-                    return Err(reject(DESTINATION_INVALID, format!("Canister {} not found", a.canister_id)));
+                    return Err(reject(DESTINATION_INVALID, format!("Canister {} not found", a.canister_id)).with(ErrorCode::CanisterNotFound));
                 }
                 let cycles = self.take_cycles(ctx);
                 if let Some(c) = self.canisters.get_mut(&a.canister_id) {
@@ -194,7 +194,7 @@ impl Host {
                 let a: mgmt::ProvisionalTopUpCanisterArgs = decode(method, arg)?;
                 let amount = nat_u128(&a.amount, "amount")?;
                 let Some(c) = self.canisters.get_mut(&a.canister_id) else {
-                    return Err(reject(DESTINATION_INVALID, format!("Canister {} not found", a.canister_id)));
+                    return Err(reject(DESTINATION_INVALID, format!("Canister {} not found", a.canister_id)).with(ErrorCode::CanisterNotFound));
                 };
                 let s = c.state_mut();
                 s.cycle_balance = s.cycle_balance.saturating_add(amount);
@@ -204,7 +204,7 @@ impl Host {
                 let seed = [self.time.to_le_bytes(), ctx.to_le_bytes()].concat();
                 done(encode(&serde_bytes::ByteBuf::from(engine::sha256(&seed).to_vec()))?)
             }
-            _ => Err(reject(DESTINATION_INVALID, format!("ic-host: the management canister has no method '{method}'"))),
+            _ => Err(reject(DESTINATION_INVALID, format!("ic-host: the management canister has no method '{method}'")).with(ErrorCode::CanisterMethodNotFound)),
         }
     }
 
@@ -229,7 +229,7 @@ impl Host {
             mgmt::CanisterInstallMode::Install => self.install_fresh(id, &module, arg, caller, false).map(|_| ()),
             mgmt::CanisterInstallMode::Reinstall => self.install_fresh(id, &module, arg, caller, true).map(|_| ()),
             mgmt::CanisterInstallMode::Upgrade(_) if !installed => {
-                Err(reject(CANISTER_ERROR, format!("Canister {id} is empty: there is nothing to upgrade")))
+                Err(reject(CANISTER_ERROR, format!("Canister {id} is empty: there is nothing to upgrade")).with(ErrorCode::CanisterWasmModuleNotFound))
             }
             mgmt::CanisterInstallMode::Upgrade(flags) => {
                 let flags = flags.unwrap_or_default();

@@ -13,7 +13,8 @@ use serde::Deserialize;
 use serde_bytes::ByteBuf;
 
 use crate::canister::{Entry, Exec};
-use crate::host::{reject, reject_code::*, Host, Reject, MAX_MESSAGES_PER_DRAIN};
+use crate::canister::INSTRUCTION_LIMIT_TRAP;
+use crate::host::{reject, reject_code::*, ErrorCode, Host, Reject, MAX_MESSAGES_PER_DRAIN};
 use crate::state::{Callbacks, CanisterStatus, Message, MessageKind, Response};
 
 pub(crate) type CtxId = u64;
@@ -68,7 +69,12 @@ impl Host {
     }
 
     pub(crate) fn trap_reject(&self, canister: Principal, trap: &str) -> Reject {
-        reject(CANISTER_ERROR, format!("Error from Canister {canister}: {trap}"))
+        let r = reject(CANISTER_ERROR, format!("Error from Canister {canister}: {trap}"));
+        if trap.starts_with(INSTRUCTION_LIMIT_TRAP) {
+            r
+        } else {
+            r.with(ErrorCode::CanisterCalledTrap)
+        }
     }
 
     pub(crate) fn no_reply(&self, canister: Principal) -> Reject {
@@ -78,15 +84,15 @@ impl Host {
     /// Why `canister` cannot take a call now, if it cannot.
     pub(crate) fn callable(&self, canister: Principal) -> Result<(), Reject> {
         let Some(c) = self.canisters.get(&canister) else {
-            return Err(reject(DESTINATION_INVALID, format!("Canister {canister} not found")));
+            return Err(reject(DESTINATION_INVALID, format!("Canister {canister} not found")).with(ErrorCode::CanisterNotFound));
         };
         match c.state().status {
             CanisterStatus::Running => {}
-            CanisterStatus::Stopping => return Err(reject(CANISTER_ERROR, format!("Canister {canister} is stopping"))),
-            CanisterStatus::Stopped => return Err(reject(CANISTER_ERROR, format!("Canister {canister} is stopped"))),
+            CanisterStatus::Stopping => return Err(reject(CANISTER_ERROR, format!("Canister {canister} is stopping")).with(ErrorCode::CanisterStopping)),
+            CanisterStatus::Stopped => return Err(reject(CANISTER_ERROR, format!("Canister {canister} is stopped")).with(ErrorCode::CanisterStopped)),
         }
         if c.module().is_none() {
-            return Err(reject(CANISTER_ERROR, format!("Canister {canister} is empty: it has no Wasm module")));
+            return Err(reject(CANISTER_ERROR, format!("Canister {canister} is empty: it has no Wasm module")).with(ErrorCode::CanisterWasmModuleNotFound));
         }
         Ok(())
     }
@@ -129,7 +135,7 @@ impl Host {
                         self.queue.push_back(Queued::Response {
                             ctx,
                             callbacks: call.callbacks,
-                            response: Err(reject(DESTINATION_INVALID, format!("Canister {name} not found"))),
+                            response: Err(reject(DESTINATION_INVALID, format!("Canister {name} not found")).with(ErrorCode::CanisterNotFound)),
                             refund: call.cycles,
                         });
                     }
@@ -251,7 +257,7 @@ impl Host {
                 // Replicated query from a canister: run it, discard its changes.
                 self.run_query(to, caller, &method, &arg, MessageKind::ReplicatedQuery).reply
             } else {
-                Err(reject(DESTINATION_INVALID, format!("Canister {to} has no update method '{method}'")))
+                Err(reject(DESTINATION_INVALID, format!("Canister {to} has no update method '{method}'")).with(ErrorCode::CanisterMethodNotFound))
             };
             self.respond(ctx, r);
             self.contexts.remove(&ctx);

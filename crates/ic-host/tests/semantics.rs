@@ -498,7 +498,7 @@ fn callers_controllers_and_reject_codes() {
     let e = code(&mut host, "noreply");
     assert_eq!(e.code, reject_code::CANISTER_ERROR);
     assert!(e.message.contains("did not reply"), "{e}");
-    assert_eq!(code(&mut host, "reject"), ic_host::Reject { code: reject_code::CANISTER_REJECT, message: "nope".into() });
+    assert_eq!(code(&mut host, "reject"), ic_host::Reject::new(reject_code::CANISTER_REJECT, "nope"));
     let e = code(&mut host, "trap");
     assert_eq!(e.code, reject_code::CANISTER_ERROR);
     assert!(e.message.contains("boom"), "{e}");

@@ -75,7 +75,7 @@ pub struct ExecHandle {
 
 impl ExecHandle {
     pub(crate) fn send(&self, cmd: Command) -> Result<(), Reject> {
-        self.tx.send(cmd).map_err(|_| Reject { code: reject_code::SYS_TRANSIENT, message: "the network is shutting down".into() })
+        self.tx.send(cmd).map_err(|_| Reject::new(reject_code::SYS_TRANSIENT, "the network is shutting down"))
     }
 
     /// Runs `f` on the host thread and returns its result (blocking; not from async code).
@@ -251,13 +251,13 @@ impl Exec {
             return Ok(false);
         }
         if call.expiry < now {
-            return Err(Reject { code: reject_code::SYS_TRANSIENT, message: "the request expired before the network processed it".into() });
+            return Err(Reject::new(reject_code::SYS_TRANSIENT, "the request expired before the network processed it"));
         }
         self.host.accepts_ingress(call.canister, call.sender, &call.method, &call.arg)?;
         let entry = Entry { sender: call.sender, effective: call.effective, expiry: call.expiry, status: Status::Received };
         self.history
             .put(call.request_id, entry)
-            .map_err(|e| Reject { code: reject_code::SYS_TRANSIENT, message: format!("recording the call failed: {e:#}") })?;
+            .map_err(|e| Reject::new(reject_code::SYS_TRANSIENT, format!("recording the call failed: {e:#}")))?;
         Ok(true)
     }
 
@@ -266,7 +266,7 @@ impl Exec {
         self.last = self.host.last_messages().to_vec();
         let status = match r.reply {
             Ok(bytes) => Status::Replied(bytes),
-            Err(rej) => Status::Rejected { code: client_code(rej.code), message: rej.message, error_code: None },
+            Err(rej) => Status::Rejected { code: client_code(rej.code), message: rej.message, error_code: rej.error_code.map(|c| c.as_str().to_string()) },
         };
         let entry = Entry { sender: call.sender, effective: call.effective, expiry: call.expiry, status: status.clone() };
         if let Err(e) = self.history.put(call.request_id, entry) {
@@ -336,7 +336,7 @@ impl Exec {
     }
 
     fn fail_all(&mut self, steps: Vec<Step>, why: String) {
-        let r = Reject { code: reject_code::SYS_TRANSIENT, message: why };
+        let r = Reject::new(reject_code::SYS_TRANSIENT, why);
         for s in steps {
             match s {
                 Step::Run(_, done) | Step::Answer(_, _, done) => {

@@ -224,24 +224,8 @@ fn reject_response(r: &Reject) -> RejectResponse {
     RejectResponse {
         reject_code: RejectCode::try_from(u64::from(r.code)).unwrap_or(RejectCode::CanisterError),
         reject_message: r.message.clone(),
-        error_code: error_code(r),
+        error_code: r.error_code.map(|c| c.as_str().to_string()),
     }
-}
-
-/// The specification's error code of a host rejection, where one fits.
-fn error_code(r: &Reject) -> Option<String> {
-    let m = &r.message;
-    let code = match r.code {
-        3 if m.contains("not found") => "IC0301",
-        3 if m.contains("method") => "IC0536",
-        5 if m.contains("is empty") => "IC0537",
-        5 if m.contains("is stopped") => "IC0508",
-        5 if m.contains("is stopping") => "IC0509",
-        5 if m.contains("trapped") => "IC0503",
-        4 if m.contains("inspect_message") => "IC0516",
-        _ => return None,
-    };
-    Some(code.to_string())
 }
 
 async fn call(ctx: &Ctx, ecid: Principal, body: &[u8], sync: bool) -> Result<Response<Body>, Refused> {

@@ -88,7 +88,11 @@ async fn ic_agent_calls_queries_and_reads_state_with_every_key_type() {
     assert_eq!(did, b"service : { bump : () -> () }");
     // A trap is a certified reject (code 5), and nothing of it stays.
     match agent.update(&cid, "boom").with_arg(vec![]).call_and_wait().await {
-        Err(AgentError::CertifiedReject { reject, .. }) => assert_eq!(reject.reject_code, RejectCode::CanisterError),
+        Err(AgentError::CertifiedReject { reject, .. }) => {
+            assert_eq!(reject.reject_code, RejectCode::CanisterError);
+            // The certified request status carries the specification's error code too.
+            assert_eq!(reject.error_code.as_deref(), Some("IC0503"), "{reject:?}");
+        }
         other => panic!("{other:?}"),
     }
     // A subnet read_state: its public key is the root key (no delegation).
@@ -224,7 +228,10 @@ async fn refusals_execute_nothing() {
         r => panic!("{r:?}"),
     }
     match agent.query(&cid, "nope").with_arg(vec![]).call().await {
-        Err(AgentError::UncertifiedReject { reject, .. }) => assert_eq!(reject.reject_code, RejectCode::DestinationInvalid),
+        Err(AgentError::UncertifiedReject { reject, .. }) => {
+            assert_eq!(reject.reject_code, RejectCode::DestinationInvalid);
+            assert_eq!(reject.error_code.as_deref(), Some("IC0536"), "{reject:?}");
+        }
         r => panic!("{r:?}"),
     }
     // A canister id outside the subnet's ranges.
