@@ -3,9 +3,9 @@
 
 use candid::Principal;
 
-use crate::canister::{Canister, Delta, Entry};
+use crate::canister::{Canister, Delta, Entry, Exec};
 use crate::engine::CompiledModule;
-use crate::host::{canister_id_of, reject, reject_code::*, ErrorCode, Host, Reject, UpgradeCost};
+use crate::host::{canister_id_of, reject, reject_code::*, ErrorCode, Host, Limits, Reject, UpgradeCost};
 use crate::stable::{StableDelta, StableMemory, DEFAULT_MAX_STABLE_PAGES};
 use crate::state::{CanisterState, CanisterStatus, Message, MessageKind};
 use crate::store::pages::Pages;
@@ -104,10 +104,7 @@ impl Host {
         }
         let mut instructions = compilation;
         if c.has_func("canister_init") {
-            let mut msg = Message::new(MessageKind::Init, "canister_init", caller.as_slice().to_vec(), arg.to_vec());
-            msg.time = time;
-            limits.apply_pages(&mut msg);
-            let mut exec = c.execute(&Entry::Export("canister_init".into()), msg, budget);
+            let mut exec = run_hook(c, MessageKind::Init, "canister_init", caller.as_slice().to_vec(), arg, time, &limits, budget);
             instructions += exec.instructions;
             if let Some(t) = exec.trap.clone() {
                 exec.heap_dirtied = c.rollback();
@@ -148,10 +145,7 @@ impl Host {
         let mut records = Vec::new();
         let mut pre = 0;
         if !skip_pre_upgrade && c.has_func("canister_pre_upgrade") {
-            let mut msg = Message::new(MessageKind::PreUpgrade, "canister_pre_upgrade", caller.clone(), Vec::new());
-            msg.time = time;
-            limits.apply_pages(&mut msg);
-            let exec = c.execute(&Entry::Export("canister_pre_upgrade".into()), msg, budget);
+            let exec = run_hook(c, MessageKind::PreUpgrade, "canister_pre_upgrade", caller.clone(), &[], time, &limits, budget);
             pre = exec.instructions;
             let trap = exec.trap.clone();
             records.push(exec);
@@ -171,10 +165,7 @@ impl Host {
         }
         let mut post = 0;
         if c.has_func("canister_post_upgrade") {
-            let mut msg = Message::new(MessageKind::PostUpgrade, "canister_post_upgrade", caller, arg.to_vec());
-            msg.time = time;
-            limits.apply_pages(&mut msg);
-            let exec = c.execute(&Entry::Export("canister_post_upgrade".into()), msg, budget.saturating_sub(pre));
+            let exec = run_hook(c, MessageKind::PostUpgrade, "canister_post_upgrade", caller, arg, time, &limits, budget.saturating_sub(pre));
             post = exec.instructions;
             let trap = exec.trap.clone();
             records.push(exec);
@@ -199,6 +190,15 @@ impl Host {
             self.record(id, &e, r);
         }
     }
+}
+
+/// Runs one lifecycle hook (`canister_init`, `canister_pre_upgrade`, …) of `c`, which has it.
+#[allow(clippy::too_many_arguments)]
+fn run_hook(c: &mut Canister, kind: MessageKind, name: &str, caller: Vec<u8>, arg: &[u8], time: u64, limits: &Limits, budget: u64) -> Exec {
+    let mut msg = Message::new(kind, name, caller, arg.to_vec());
+    msg.time = time;
+    limits.apply_pages(&mut msg);
+    c.execute(&Entry::Export(name.into()), msg, budget)
 }
 
 /// The instructions an install or upgrade leaves for Wasm execution once its module is
