@@ -4,6 +4,8 @@
 //! Regenerate: `UPDATE_DID=1 cargo test --test candid_interface`
 //! (add `ALLOW_BREAKING_DID=1` only for a deliberate, announced breaking change).
 
+mod common;
+
 use std::path::PathBuf;
 
 use candid_parser::utils::{service_compatible, service_equal, CandidSource};
@@ -55,21 +57,7 @@ fn compatibility_check_refuses_a_breaking_change() {
 /// unchecked, an extra one would be a method that does not exist).
 #[test]
 fn inspect_message_knows_every_update_method() {
-    use candid::types::{FuncMode, TypeInner};
-    let did = backend::candid_interface();
-    let (env, actor) = CandidSource::Text(&did).load().unwrap();
-    let actor = actor.unwrap();
-    let service = match env.trace_type(&actor).unwrap().as_ref() {
-        TypeInner::Class(_, s) => s.clone(),
-        _ => actor,
-    };
-    let TypeInner::Service(methods) = env.trace_type(&service).unwrap().as_ref().clone() else { panic!("service") };
-    let mut updates: Vec<String> = methods
-        .iter()
-        .filter(|(_, ty)| !env.as_func(ty).unwrap().modes.iter().any(|m| matches!(m, FuncMode::Query)))
-        .map(|(name, _)| name.clone())
-        .collect();
-    updates.sort();
+    let updates: Vec<String> = common::did_methods().into_iter().filter(|(_, query)| !query).map(|(name, _)| name).collect();
     let mut known: Vec<String> = backend::inspect::UPDATE_METHODS.iter().map(|m| m.to_string()).collect();
     known.sort();
     assert_eq!(known, updates);

@@ -21,6 +21,14 @@ fn env(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
+/// The driver's hand-kept method list is the service's: a method added to `backend.did`
+/// and not to the driver would never be fuzzed.
+#[test]
+fn the_driver_calls_every_method_of_the_service() {
+    let driver: Vec<(String, bool)> = driver::METHODS.iter().map(|(m, q)| (m.to_string(), *q)).collect();
+    assert_eq!(driver, common::did_methods());
+}
+
 #[test]
 fn every_endpoint_survives_generated_mutated_and_malformed_arguments() {
     let wasm = harness::canister_wasm();

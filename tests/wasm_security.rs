@@ -260,15 +260,7 @@ const REPLY_LIMIT: usize = 2 << 20;
 fn f4_memory_pages_fit_the_reply_limit(b: &mut dyn Backend) {
     let owner = user(1);
     let cap = b.capsule(owner);
-    let kinds = [
-        AssetKind::Original,
-        AssetKind::Display,
-        AssetKind::Thumbnail,
-        AssetKind::Placeholder,
-        AssetKind::Poster,
-        AssetKind::Preview,
-        AssetKind::Other,
-    ];
+    let kinds = backend::domain::http_cert::KINDS;
     let mut ids = Vec::new();
     for m in 0..12u64 {
         let assets = kinds

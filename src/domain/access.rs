@@ -54,47 +54,38 @@ impl<M: Memory + Clone> State<M> {
     /// The capsule, if the caller has at least `min` in it. Non-members get the
     /// `NotFound` of a capsule that does not exist.
     pub(crate) fn require_role(&self, ctx: &Ctx, capsule_id: u64, min: Role) -> Result<CapsuleRecord> {
-        if ctx.caller == Principal::anonymous() && min > Role::Reader {
-            return Err(Error::Unauthorized("anonymous callers cannot write; sign in first".into()));
-        }
+        no_anonymous_write(ctx, min)?;
         let capsule = self.capsule(capsule_id)?;
-        match self.role(ctx, &capsule) {
-            Some(r) if r >= min => Ok(capsule),
-            Some(r) => Err(insufficient(ctx, r, capsule_id, min)),
-            None => Err(capsule_not_found(capsule_id)),
-        }
+        at_least(ctx, self.role(ctx, &capsule), capsule_id, min, || capsule_not_found(capsule_id))?;
+        Ok(capsule)
     }
 
     /// A blob of a capsule the caller has at least `min` in.
     pub(crate) fn visible_blob(&self, ctx: &Ctx, blob_id: u64, min: Role) -> Result<BlobRecord> {
         let blob = self.st.blobs.get(&blob_id).map(|b| b.0).ok_or_else(|| blob_not_found(blob_id))?;
-        match self.role_in(ctx, blob.capsule_id) {
-            Some(r) if r >= min => Ok(blob),
-            Some(r) => Err(insufficient(ctx, r, blob.capsule_id, min)),
-            None => Err(blob_not_found(blob_id)),
-        }
+        at_least(ctx, self.role_in(ctx, blob.capsule_id), blob.capsule_id, min, || blob_not_found(blob_id))?;
+        Ok(blob)
     }
 
     /// A memory of a capsule the caller has at least `min` in.
     pub(crate) fn visible_memory(&self, ctx: &Ctx, id: u64, min: Role) -> Result<MemoryRecord> {
-        if ctx.caller == Principal::anonymous() && min > Role::Reader {
-            return Err(Error::Unauthorized("anonymous callers cannot write; sign in first".into()));
-        }
+        no_anonymous_write(ctx, min)?;
         let rec = self.st.memories.get(&id).map(|m| m.0).ok_or_else(|| memory_not_found(id))?;
-        match self.role_in(ctx, rec.capsule_id) {
-            Some(r) if r >= min => Ok(rec),
-            Some(r) => Err(insufficient(ctx, r, rec.capsule_id, min)),
-            None => Err(memory_not_found(id)),
-        }
+        at_least(ctx, self.role_in(ctx, rec.capsule_id), rec.capsule_id, min, || memory_not_found(id))?;
+        Ok(rec)
     }
 
     /// An upload session the caller may see: theirs while they are a member of its
     /// capsule, or any session of a capsule they own.
     pub(crate) fn visible_session(&self, ctx: &Ctx, id: u64) -> Result<SessionRecord> {
+        self.visible_session_role(ctx, id).map(|(rec, _)| rec)
+    }
+
+    /// [`State::visible_session`] and the caller's role in its capsule.
+    pub(crate) fn visible_session_role(&self, ctx: &Ctx, id: u64) -> Result<(SessionRecord, Role)> {
         let rec = self.st.sessions.get(&id).map(|r| r.0).ok_or_else(|| session_not_found(id))?;
         match self.role_in(ctx, rec.capsule_id) {
-            Some(Role::Owner) => Ok(rec),
-            Some(_) if rec.owner == ctx.caller => Ok(rec),
+            Some(r) if r == Role::Owner || rec.owner == ctx.caller => Ok((rec, r)),
             _ => Err(session_not_found(id)),
         }
     }
@@ -102,16 +93,13 @@ impl<M: Memory + Clone> State<M> {
     /// A session the caller may put chunks into or finish: their own, while they are
     /// a writer of its capsule.
     pub(crate) fn own_session_as_writer(&self, ctx: &Ctx, id: u64) -> Result<SessionRecord> {
-        let rec = self.visible_session(ctx, id)?;
+        let (rec, role) = self.visible_session_role(ctx, id)?;
         if rec.owner != ctx.caller {
             return Err(Error::Unauthorized(format!(
                 "only the creator of upload session {id} can put its chunks or finish it; owners can abort it"
             )));
         }
-        let role = self.role_in(ctx, rec.capsule_id).unwrap_or(Role::Reader);
-        if role < Role::Writer {
-            return Err(insufficient(ctx, role, rec.capsule_id, Role::Writer));
-        }
+        at_least(ctx, Some(role), rec.capsule_id, Role::Writer, || session_not_found(id))?;
         Ok(rec)
     }
 
@@ -122,6 +110,23 @@ impl<M: Memory + Clone> State<M> {
     }
 }
 
-fn insufficient(ctx: &Ctx, role: Role, capsule_id: u64, min: Role) -> Error {
-    Error::Unauthorized(format!("caller {} is {role:?} of capsule {capsule_id}; this needs {min:?}", ctx.caller))
+/// The one role check: `role` (the caller's in `capsule_id`) if it is at least `min`.
+/// Non-members get `hidden()`, the `NotFound` of what they asked for, so ids cannot be
+/// probed; members below `min` get `Unauthorized`.
+pub(crate) fn at_least(ctx: &Ctx, role: Option<Role>, capsule_id: u64, min: Role, hidden: impl FnOnce() -> Error) -> Result<Role> {
+    match role {
+        Some(r) if r >= min => Ok(r),
+        Some(r) => Err(Error::Unauthorized(format!(
+            "caller {} is {r:?} of capsule {capsule_id}; this needs {min:?}",
+            ctx.caller
+        ))),
+        None => Err(hidden()),
+    }
+}
+
+fn no_anonymous_write(ctx: &Ctx, min: Role) -> Result<()> {
+    if ctx.caller == Principal::anonymous() && min > Role::Reader {
+        return Err(Error::Unauthorized("anonymous callers cannot write; sign in first".into()));
+    }
+    Ok(())
 }

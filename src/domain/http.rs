@@ -185,7 +185,7 @@ impl<M: StableMemory + Clone> State<M> {
         if self.http.is_pending(id) {
             return Some(Err(PendingOrForbidden::Pending));
         }
-        let member = self.capsule(rec.capsule_id).ok().is_some_and(|c| self.role(ctx, &c).is_some_and(|r| r >= Role::Reader));
+        let member = self.require_role(ctx, rec.capsule_id, Role::Reader).is_ok();
         let allowed = member
             || self.st.http.public.contains_key(&id)
             || query_param(&req.url, "token").is_some_and(|t| self.link_token_valid(rec.capsule_id, id, kind, t, ctx.now));

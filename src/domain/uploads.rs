@@ -14,7 +14,7 @@ use serde_bytes::ByteBuf;
 use sha2::digest::common::hazmat::SerializableState;
 use sha2::{Digest, Sha256};
 
-use super::access::session_not_found;
+use super::access::{at_least, session_not_found};
 use super::pages::{collect_page, session_size};
 use super::records::{
     BlobRecord, SessionRecord, SessionStatus, DEFAULT_CHUNK_SIZE, HASH_BYTES_PER_MESSAGE, MAX_CHUNKS, MAX_CHUNK_SIZE,
@@ -231,7 +231,7 @@ impl<M: Memory + Clone> State<M> {
         if !self.st.sessions.contains_key(&session_id) {
             return self.finish_after_record_dropped(ctx, session_id, sha256, total_len);
         }
-        let rec = self.visible_session(ctx, session_id)?;
+        let (mut rec, role) = self.visible_session_role(ctx, session_id)?;
         if rec.owner != ctx.caller {
             return Err(Error::Unauthorized(format!(
                 "only the creator of upload session {session_id} can finish it; owners can abort it"
@@ -241,7 +241,7 @@ impl<M: Memory + Clone> State<M> {
             // A retry: it writes nothing, so it needs no more than seeing the session.
             return self.finished_answer(session_id, blob_id, sha256, total_len);
         }
-        let mut rec = self.own_session_as_writer(ctx, session_id)?;
+        at_least(ctx, Some(role), rec.capsule_id, Role::Writer, || session_not_found(session_id))?;
         check_open(&rec, ctx.now)?;
         if total_len != rec.size {
             return Err(Error::InvalidArgument(format!(

@@ -14,6 +14,7 @@ use serde_bytes::ByteBuf;
 
 #[path = "data.rs"]
 mod data;
+#[allow(unused_imports)]
 pub use data::{file, sha};
 
 pub const MB: usize = 1_000_000;
@@ -193,4 +194,25 @@ pub fn chunk_of<'a>(s: &Session, idx: u32, data: &'a [u8]) -> &'a [u8] {
 
 pub fn digest_buf(d: &[u8]) -> ByteBuf {
     ByteBuf::from(d.to_vec())
+}
+
+/// Every method of the service in `backend.did` (as the canister exports it) with whether
+/// it is a query, sorted by name: the list that hand-kept method lists are checked against.
+pub fn did_methods() -> Vec<(String, bool)> {
+    use candid::types::{FuncMode, TypeInner};
+    use candid_parser::utils::CandidSource;
+    let did = backend::candid_interface();
+    let (env, actor) = CandidSource::Text(&did).load().expect("backend.did parses");
+    let actor = actor.expect("backend.did has a service");
+    let service = match env.trace_type(&actor).unwrap().as_ref() {
+        TypeInner::Class(_, s) => s.clone(),
+        _ => actor,
+    };
+    let TypeInner::Service(methods) = env.trace_type(&service).unwrap().as_ref().clone() else { panic!("not a service") };
+    let mut out: Vec<(String, bool)> = methods
+        .iter()
+        .map(|(name, ty)| (name.clone(), env.as_func(ty).unwrap().modes.iter().any(|m| matches!(m, FuncMode::Query))))
+        .collect();
+    out.sort();
+    out
 }
