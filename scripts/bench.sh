@@ -12,8 +12,7 @@
 # Environment: KEEPSAKE_WASM = a backend Wasm to measure instead of building it with
 # scripts/build.sh; BENCH_TARGET_DIR = where the fixture canisters and the bench binary
 # are built (default target/bench; the bench binary itself shares the workspace target);
-# BENCH_NO_VARIANTS=1 skips building and measuring the
-# backend without -C target-feature=+simd128.
+# BENCH_NO_VARIANTS=1 skips building and measuring the backend with -C target-feature=+simd128.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 HERE="$ROOT/crates/bench"
@@ -45,7 +44,7 @@ fi
 
 echo "bench: building the fixture canisters" >&2
 if [ "$SMOKE" = 1 ]; then
-  build_all_canisters z-hash3-simd # the backend's build settings only
+  build_all_canisters z-hash3 # the backend's build settings only
 else
   build_all_canisters
   build_assets_all_z
@@ -66,15 +65,14 @@ if [ "$SMOKE" = 1 ]; then
 else
   ARGS+=(--out "${BENCH_OUT:-$ROOT/bench}")
   if [ "${BENCH_NO_VARIANTS:-0}" != 1 ]; then
-    # For comparison: the same backend without Wasm SIMD (.cargo/config.toml turns it
-    # on for canister builds; an explicit empty RUSTFLAGS overrides that).
-    echo "bench: building the backend without simd128" >&2
-    RUSTFLAGS="" cargo build --quiet --locked --release \
-      --target wasm32-unknown-unknown -p backend --target-dir "$BENCH_TARGET/backend-nosimd"
+    # For comparison: the same backend with Wasm SIMD (.cargo/config.toml leaves it off).
+    echo "bench: building the backend with simd128" >&2
+    RUSTFLAGS="-C target-feature=+simd128" cargo build --quiet --locked --release \
+      --target wasm32-unknown-unknown -p backend --target-dir "$BENCH_TARGET/backend-simd"
     source scripts/tools.sh
-    NOSIMD_WASM="$BENCH_WASM_DIR/backend-nosimd.wasm"
-    "$(ensure_ic_wasm)" "$BENCH_TARGET/backend-nosimd/wasm32-unknown-unknown/release/backend.wasm" -o "$NOSIMD_WASM" shrink
-    ARGS+=(--backend-variant "no simd128=$NOSIMD_WASM=z-hash3")
+    SIMD_WASM="$BENCH_WASM_DIR/backend-simd.wasm"
+    "$(ensure_ic_wasm)" "$BENCH_TARGET/backend-simd/wasm32-unknown-unknown/release/backend.wasm" -o "$SIMD_WASM" shrink
+    ARGS+=(--backend-variant "simd128=$SIMD_WASM=z-hash3-simd")
   fi
 fi
 

@@ -140,7 +140,7 @@ pub fn markdown(ingests: &[Ingest<'_>], stored: Option<(u64, u64)>, read: Option
             s,
             "Serving: reads are queries (`blobs_read_range`, and `http_request` through the HTTP gateway), \
              free for the caller and the canister today: 0 cycles per GB served. Their work, {:.0} M \
-             instructions per GB (a query of {} ), would cost {} per GB if charged as updates.\n",
+             instructions per GB (measured on a query of {}), would cost {} per GB if charged as updates.\n",
             per_gb / 1e6,
             crate::data::mb(n),
             t(per_gb * PER_INSTRUCTION)

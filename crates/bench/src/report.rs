@@ -15,7 +15,7 @@ use crate::meter::{largest, total, Msg};
 use crate::{per_mib, UPDATE_LIMIT};
 
 /// The backend's current build settings, as named in `build-canisters.sh`.
-pub const BACKEND_BUILD: &str = "z-hash3-simd";
+pub const BACKEND_BUILD: &str = "z-hash3";
 /// Largest message allowed by the targets: 0.5 % of the update limit.
 pub const MESSAGE_TARGET: u64 = UPDATE_LIMIT / 200;
 
