@@ -7,6 +7,8 @@
 //! `POST /api/{v2,v3,v4}/canister/<id>/call` (v2 answers 202 and is polled with
 //! `read_state`, v3/v4 wait for the certified answer); `POST /api/{v2,v3}/canister/<id>/query`;
 //! `POST /api/{v2,v3}/canister/<id>/read_state` and `/api/{v2,v3}/subnet/<id>/read_state`.
+//! Every other request for `<canister-id>.localhost` (or with `?canisterId=`) goes to the
+//! HTTP [`gateway`], a verified client of those endpoints.
 //!
 //! Execution stays apart: the host runs on its own thread ([`exec`]), the HTTP front
 //! ([`routes`], tokio + hyper) sends it commands through a channel.
@@ -24,6 +26,7 @@ pub mod auth;
 pub mod effective;
 pub mod envelope;
 pub mod exec;
+pub mod gateway;
 pub mod ingress;
 mod routes;
 pub mod subnet;

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use candid::Principal;
-use http_body_util::{BodyExt, Full};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS, ACCESS_CONTROL_ALLOW_ORIGIN, CONTENT_TYPE};
 use hyper::{Method, Request as HttpRequest, Response, StatusCode};
@@ -19,6 +19,7 @@ use ic_transport_types::{QueryResponse, ReadStateResponse, RejectCode, RejectRes
 use serde::Serialize;
 use tokio::sync::oneshot;
 
+use crate::gateway::{self, whole, AnyBody, Gateway};
 use crate::envelope::{Kind, Request, MAX_REQUEST_BYTES};
 use crate::exec::{now_ns, Call, Command, ExecHandle, Outcome};
 use crate::ingress::Status;
@@ -33,11 +34,12 @@ const IC_API_VERSION: &str = "0.18.0";
 /// connection is closed).
 const DRAIN_BYTES: u64 = 16 << 20;
 
-type Body = Full<Bytes>;
+type Body = AnyBody;
 
 struct Ctx {
     subnet: Arc<Subnet>,
     exec: ExecHandle,
+    gateway: Gateway,
 }
 
 /// Serves connections from `listener` until `stop` fires.
@@ -48,7 +50,10 @@ pub async fn serve(
     mut stop: oneshot::Receiver<()>,
 ) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::from_std(listener)?;
-    let ctx = Arc::new(Ctx { subnet, exec });
+    let own = listener.local_addr()?;
+    let ip = if own.ip().is_unspecified() { "127.0.0.1".to_string() } else { own.ip().to_string() };
+    let gateway = Gateway::new(&format!("http://{ip}:{}", own.port()), subnet.root_key_der.clone())?;
+    let ctx = Arc::new(Ctx { subnet, exec, gateway });
     let (closing_tx, closing) = tokio::sync::watch::channel(false);
     let mut conns = tokio::task::JoinSet::new();
     loop {
@@ -95,7 +100,12 @@ impl Refused {
 }
 
 async fn handle(ctx: &Ctx, req: HttpRequest<Incoming>) -> Response<Body> {
-    let mut resp = match route(ctx, req).await {
+    let for_gateway = if req.uri().path().starts_with("/api/") { None } else { gateway::canister_of(&req) };
+    let answer = match for_gateway {
+        Some(canister) if req.method() != Method::OPTIONS => browser(ctx, canister, req).await,
+        _ => route(ctx, req).await,
+    };
+    let mut resp = match answer {
         Ok(r) => r,
         Err(Refused(status, msg)) => text(status, msg),
     };
@@ -111,7 +121,7 @@ async fn route(ctx: &Ctx, req: HttpRequest<Incoming>) -> Result<Response<Body>, 
     let path = req.uri().path().trim_end_matches('/').to_string();
     let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     if req.method() == Method::OPTIONS {
-        return Ok(Response::builder().status(StatusCode::NO_CONTENT).body(Body::default()).expect("a valid response"));
+        return Ok(Response::builder().status(StatusCode::NO_CONTENT).body(whole(Bytes::new())).expect("a valid response"));
     }
     match (req.method(), parts.as_slice()) {
         (&Method::GET, ["api", "v2", "status"]) => Ok(status(ctx)),
@@ -128,8 +138,16 @@ async fn route(ctx: &Ctx, req: HttpRequest<Incoming>) -> Result<Response<Body>, 
             }
         }
         (_, ["api", ..]) => Err(Refused(StatusCode::NOT_FOUND, format!("{} {path} is not an endpoint of this network", req.method()))),
-        _ => Err(Refused(StatusCode::NOT_FOUND, format!("{path}: this is an Internet Computer network; its interface is under /api/"))),
+        _ => Err(Refused(StatusCode::NOT_FOUND, format!("{path}: this is an Internet Computer network; its interface is under /api/, and canisters serve browsers at http://<canister-id>.localhost:<port>/… (or ?canisterId=<canister-id>)"))),
     }
+}
+
+/// A browser's request for `canister`, through the gateway.
+async fn browser(ctx: &Ctx, canister: Principal, req: HttpRequest<Incoming>) -> Result<Response<Body>, Refused> {
+    let (parts, body) = req.into_parts();
+    let body = read_body(HttpRequest::from_parts(parts.clone(), body)).await?;
+    let resp = ctx.gateway.handle(canister, HttpRequest::from_parts(parts, Bytes::from(body))).await;
+    Ok(resp)
 }
 
 /// The body, refused with 413 past the 2 MiB limit (announced or actual). An oversize
@@ -171,7 +189,7 @@ fn cbor<T: Serialize>(status: StatusCode, value: &T) -> Response<Body> {
     Response::builder()
         .status(status)
         .header(CONTENT_TYPE, "application/cbor")
-        .body(Body::new(out.into()))
+        .body(whole(out))
         .expect("a valid response")
 }
 
@@ -179,7 +197,7 @@ fn text(status: StatusCode, msg: String) -> Response<Body> {
     Response::builder()
         .status(status)
         .header(CONTENT_TYPE, "text/plain; charset=utf-8")
-        .body(Body::new(msg.into()))
+        .body(whole(msg))
         .expect("a valid response")
 }
 
@@ -248,17 +266,17 @@ async fn call(ctx: &Ctx, ecid: Principal, body: &[u8], sync: bool) -> Result<Res
     let gone = || Refused(StatusCode::SERVICE_UNAVAILABLE, "the network is shutting down".into());
     if !sync {
         return match acc_rx.await.map_err(|_| gone())? {
-            Ok(()) => Ok(Response::builder().status(StatusCode::ACCEPTED).body(Body::default()).expect("a valid response")),
+            Ok(()) => Ok(Response::builder().status(StatusCode::ACCEPTED).body(whole(Bytes::new())).expect("a valid response")),
             Err(r) => Ok(cbor(StatusCode::OK, &TransportCallResponse::NonReplicatedRejection(reject_response(&r)))),
         };
     }
     match tokio::time::timeout(SYNC_CALL_WAIT, done_rx).await {
-        Err(_) => Ok(Response::builder().status(StatusCode::ACCEPTED).body(Body::default()).expect("a valid response")),
+        Err(_) => Ok(Response::builder().status(StatusCode::ACCEPTED).body(whole(Bytes::new())).expect("a valid response")),
         Ok(Err(_)) => Err(gone()),
         Ok(Ok(Outcome::Refused(r))) => Ok(cbor(StatusCode::OK, &TransportCallResponse::NonReplicatedRejection(reject_response(&r)))),
         Ok(Ok(Outcome::Status { status, time })) => {
             if status == Status::Received {
-                return Ok(Response::builder().status(StatusCode::ACCEPTED).body(Body::default()).expect("a valid response"));
+                return Ok(Response::builder().status(StatusCode::ACCEPTED).body(whole(Bytes::new())).expect("a valid response"));
             }
             let certificate = tree::call_certificate(&ctx.subnet, &req.request_id, &status, time);
             Ok(cbor(StatusCode::OK, &TransportCallResponse::Replied { certificate }))
