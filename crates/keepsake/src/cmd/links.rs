@@ -18,7 +18,7 @@ use crate::{connect, open_embedded, Global};
 pub struct GatewayArg {
     /// Base URL of an HTTP gateway serving this canister (default with --network:
     /// http://<canister-id>.localhost:<port> locally, https://<canister-id>.icp0.io on
-    /// mainnet; embedded: none, `keepsake serve` will be one).
+    /// mainnet; embedded: none; `keepsake serve` is one).
     #[arg(long, env = "KEEPSAKE_GATEWAY")]
     gateway: Option<String>,
 }
@@ -44,7 +44,7 @@ fn origin(g: &Global, gw: &GatewayArg) -> anyhow::Result<Option<Url>> {
     }
 }
 
-const NO_GATEWAY: &str = "keepsake: the embedded canister has no HTTP gateway yet: `keepsake serve` will serve these paths (or pass --gateway URL)";
+const NO_GATEWAY: &str = "keepsake: embedded, there is no HTTP gateway: run `keepsake serve` on this state folder to open these paths in a browser (or pass --gateway URL)";
 
 /// The client, with the canister's due timers run first when embedded: a replica runs
 /// them between messages, the embedded host only when asked, and the link secret comes
