@@ -134,6 +134,7 @@ pub(crate) fn load_module(wasm: &[u8]) -> Result<CompiledModule> {
     if let Some(m) = memo.lock().ok().and_then(|m| m.get(&wasm_hash).cloned()) {
         return Ok(m);
     }
+    let wasm = &*decompressed(wasm)?;
     let module = load_or_compile(wasm, &wasm_hash)?;
     let pre = imports::linker(&module)
         .and_then(|l| l.instantiate_pre(&module))
@@ -152,6 +153,29 @@ pub(crate) fn load_module(wasm: &[u8]) -> Result<CompiledModule> {
     Ok(compiled)
 }
 
+/// The largest Wasm module the IC accepts once decompressed.
+pub const MAX_DECOMPRESSED_WASM: u64 = 100 << 20;
+
+/// `wasm` itself, or its contents if it is gzip-compressed (as the IC accepts modules:
+/// `module_hash` stays the hash of the bytes installed).
+fn decompressed(wasm: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>> {
+    use std::io::Read;
+    if !wasm.starts_with(&[0x1f, 0x8b]) {
+        return Ok(wasm.into());
+    }
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(wasm)
+        .take(MAX_DECOMPRESSED_WASM + 1)
+        .read_to_end(&mut out)
+        .context("ic-host: invalid canister wasm: a gzip stream that does not decompress")?;
+    if out.len() as u64 > MAX_DECOMPRESSED_WASM {
+        anyhow::bail!("ic-host: invalid canister wasm: more than {MAX_DECOMPRESSED_WASM} bytes once decompressed");
+    }
+    Ok(out.into())
+}
+
+/// `wasm_hash` is the hash of the module as installed (compressed or not); `wasm` is its
+/// decompressed code.
 fn load_or_compile(wasm: &[u8], wasm_hash: &[u8; 32]) -> Result<Module> {
     let dir = module_cache_dir();
     let path = dir.join(format!("{}.cwasm", disk_key(wasm_hash)));

@@ -58,6 +58,8 @@ pub enum ErrorCode {
     CanisterStopping,
     CanisterCalledTrap,
     CanisterRejectedMessage,
+    CanisterInvalidWasm,
+    CanisterInvalidController,
 }
 
 impl ErrorCode {
@@ -71,6 +73,8 @@ impl ErrorCode {
             ErrorCode::CanisterStopping => "IC0509",
             ErrorCode::CanisterCalledTrap => "IC0503",
             ErrorCode::CanisterRejectedMessage => "IC0516",
+            ErrorCode::CanisterInvalidWasm => "IC0505",
+            ErrorCode::CanisterInvalidController => "IC0512",
         }
     }
 }

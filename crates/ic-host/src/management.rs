@@ -88,7 +88,8 @@ impl Host {
                 "Only the controllers of the canister {canister} can call ic00 method {method} (caller {caller}, controllers: {})",
                 c.state().controllers.iter().map(|p| p.to_text()).collect::<Vec<_>>().join(" ")
             ),
-        ))
+        )
+        .with(ErrorCode::CanisterInvalidController))
     }
 
     fn management_method(&mut self, ctx: CtxId, caller: Principal, method: &str, arg: &[u8]) -> Result<Outcome, Reject> {
@@ -218,7 +219,7 @@ impl Host {
         caller: Principal,
     ) -> Result<(), Reject> {
         let module = engine::load_module(wasm)
-            .map_err(|e| reject(CANISTER_ERROR, format!("Wasm module of canister {id} is not valid: {e:#}")))?;
+            .map_err(|e| reject(CANISTER_ERROR, format!("Wasm module of canister {id} is not valid: {e:#}")).with(ErrorCode::CanisterInvalidWasm))?;
         self.save_module(&module.wasm_hash, wasm)?;
         let installed = self.canisters.get(&id).and_then(|c| c.module()).is_some();
         match mode {
@@ -262,9 +263,11 @@ impl Host {
                 memory_allocation: n(0),
                 freezing_threshold: n(2_592_000),
                 reserved_cycles_limit: n(5_000_000_000_000),
+                minimum_incoming_canister_call_cycles: n(0),
                 log_visibility: mgmt::LogVisibility::Controllers,
                 log_memory_limit: n(4096),
                 snapshot_visibility: mgmt::SnapshotVisibility::Controllers,
+                status_visibility: mgmt::StatusVisibility::Controllers,
                 wasm_memory_limit: n(3 << 30),
                 wasm_memory_threshold: n(0),
                 environment_variables: Vec::new(),

@@ -9,7 +9,7 @@ use ic_host::management_types::{
     CanisterIdRecord, CanisterInstallMode, CanisterSettings, CanisterStatusResult, CanisterStatusType, CreateCanisterArgs,
     InstallCodeArgs, ProvisionalCreateCanisterWithCyclesArgs, UpdateSettingsArgs,
 };
-use ic_host::{reject_code, CanisterStatus, Host, Principal, Reject, DEFAULT_CONTROLLER};
+use ic_host::{reject_code, CanisterStatus, ErrorCode, Host, Principal, Reject, DEFAULT_CONTROLLER};
 
 /// `set` writes its i64 argument to the heap and to stable memory; `read` returns
 /// [heap, stable (or -1), stable pages, canister_status, init ran, post_upgrade ran].
@@ -86,6 +86,18 @@ fn install_reinstall_upgrade_status_and_settings() {
     assert_eq!(status.module_hash.unwrap(), sha256(&v2));
     assert_eq!(status.status, CanisterStatusType::Running);
 
+    // A gzip-compressed module (what build tools ship, `.wasm.gz`) installs like its
+    // contents; module_hash is the hash of the bytes installed. A broken one is refused.
+    let v2_gz = gzip(&counter_canister(2));
+    mgmt(&mut host, user(), "install_code", &install_args(id, CanisterInstallMode::Upgrade(None), v2_gz.clone())).unwrap();
+    assert_eq!(read(&mut host, id), vec![0, 7, 1, 1, 0, 2]);
+    let status: CanisterStatusResult = host.management(user(), "canister_status", &CanisterIdRecord { canister_id: id }).unwrap();
+    assert_eq!(status.module_hash.unwrap(), sha256(&v2_gz));
+    let broken = v2_gz[..v2_gz.len() / 2].to_vec();
+    let e = mgmt(&mut host, user(), "install_code", &install_args(id, CanisterInstallMode::Upgrade(None), broken)).unwrap_err();
+    assert_eq!((e.code, e.error_code), (reject_code::CANISTER_ERROR, Some(ErrorCode::CanisterInvalidWasm)), "{e}");
+    assert_eq!(read(&mut host, id), vec![0, 7, 1, 1, 0, 2], "nothing changed");
+
     // Reinstall: heap and stable memory wiped, init ran.
     ok_call(&mut host, id, "set", 9);
     mgmt(&mut host, user(), "install_code", &install_args(id, CanisterInstallMode::Reinstall, counter_canister(3))).unwrap();
@@ -104,6 +116,13 @@ fn install_reinstall_upgrade_status_and_settings() {
 
 fn ok_call(host: &mut Host, id: Principal, method: &str, v: i64) {
     assert_eq!(host.update_call(id, user(), method, &i64_arg(v)).reply, Ok(vec![]));
+}
+
+fn gzip(b: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut z = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    z.write_all(b).unwrap();
+    z.finish().unwrap()
 }
 
 fn sha256(b: &[u8]) -> Vec<u8> {
@@ -167,6 +186,7 @@ fn only_controllers_may_manage_a_canister() {
         let e = r.unwrap_err();
         assert_eq!(e.code, reject_code::CANISTER_ERROR, "{e}");
         assert!(e.message.contains("Only the controllers"), "{e}");
+        assert_eq!(e.error_code, Some(ErrorCode::CanisterInvalidController), "{e}");
     }
     // Nothing changed.
     assert_eq!(host.controllers(), &[DEFAULT_CONTROLLER]);
