@@ -51,5 +51,29 @@ fn readme_examples_run_through_icp_cli() {
     assert!(answer("blobs_read_range").contains(r#"Ok = blob "ell""#), "{}", answer("blobs_read_range"));
     assert!(answer("upload_config").contains("default_chunk_size = 1_800_000"), "{}", answer("upload_config"));
     println!("{} README examples answered through icp-cli", answers.len());
+
+    // The canister's controller manages it with icp-cli too: status, then an upgrade to
+    // the gzip-compressed module (what build tools ship), which keeps every byte stored.
+    let net_args = ["-n", net.url.as_str(), "-k", root_key.as_str(), "--identity", "keepsake-test"];
+    let (ok, status) = run(&[&["canister", "status"][..], &net_args, &[net.canister.as_str()]].concat());
+    assert!(ok && status.contains("Status: Running") && status.contains(&me), "icp canister status:\n{status}");
+    let gz = d.path().join("backend.wasm.gz");
+    let mut z = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut z, &std::fs::read(common::wasm()).unwrap()).unwrap();
+    let gz_bytes = z.finish().unwrap();
+    std::fs::write(&gz, &gz_bytes).unwrap();
+    // A query whose answer the upgrade must not change: the capsule, its members and bytes.
+    let (_, args) = readme::examples(&readme).into_iter().find(|(m, _)| m == "capsules_get").unwrap();
+    let get = [&["canister", "call"][..], &net_args, &[net.canister.as_str(), "capsules_get", args.as_str()]].concat();
+    let (ok, before) = run(&get);
+    assert!(ok, "{before}");
+    let install = [&["canister", "install", "--mode", "upgrade", "--wasm", gz.to_str().unwrap()][..], &net_args, &[net.canister.as_str()]].concat();
+    let (ok, text) = run(&install);
+    assert!(ok, "icp canister install --mode upgrade:\n{text}");
+    let (ok, status) = run(&[&["canister", "status"][..], &net_args, &[net.canister.as_str()]].concat());
+    let hash: String = <sha2::Sha256 as sha2::Digest>::digest(&gz_bytes).iter().map(|b| format!("{b:02x}")).collect();
+    assert!(ok && status.contains(&hash), "the module hash after the upgrade is the .wasm.gz's {hash}:\n{status}");
+    let (ok, after) = run(&get);
+    assert!(ok && after.contains("Ok") && after == before, "after the upgrade: {after}\nbefore: {before}");
     net.interrupt();
 }
