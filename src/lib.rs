@@ -79,8 +79,13 @@ fn start_http() {
     }
 }
 
+/// Instructions after which a certification pass stops (a quarter of the 40 B limit of
+/// a message; the backfill of one memory's digests adds at most ~10 B more).
+const HTTP_PASS_INSTRUCTIONS: u64 = 10_000_000_000;
+
 fn http_certify_pass() {
-    if with_state(|s| s.http_rebuild_step()).more {
+    let more_time = || ic_cdk::api::performance_counter(0) < HTTP_PASS_INSTRUCTIONS;
+    if with_state(|s| s.http_rebuild_step_while(more_time)).more {
         ic_cdk_timers::set_timer(Duration::ZERO, async { http_certify_pass() });
     }
 }

@@ -183,3 +183,59 @@ fn wasm_http_certified_ranges_privacy_links_and_costs() {
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
+
+/// After an upgrade the certification tree is rebuilt by timer passes. A pass bounded
+/// only by its entry count (20,000) costs what its entries cost: ~38 B instructions for
+/// 4,000 memories of one small asset each (`scripts/bench.sh --scale`), a trap past the
+/// 40 B limit of a message for costlier ones, after which the rebuild never finishes and
+/// every URL answers 503. Passes now stop by the canister's instruction counter.
+#[test]
+fn wasm_rebuild_passes_stay_under_the_instruction_limit() {
+    let mut c = Canister::new();
+    let (cap,): (Result<Capsule>,) = c.update("capsules_create", (CapsuleCreateArgs { name: "many".into() },));
+    let cap = cap.unwrap().id;
+    let kinds = backend::domain::http_cert::KINDS;
+    let mut last = 0;
+    for m in 0..640u64 {
+        let assets = kinds
+            .iter()
+            .enumerate()
+            .map(|(i, &kind)| AssetInput {
+                kind,
+                source: AssetSource::Inline(ByteBuf::from(file(32 * 1024, m * 8 + i as u64))),
+                mime: "image/jpeg".into(),
+                width: None,
+                height: None,
+                duration_ms: None,
+            })
+            .collect();
+        let meta = MemoryMeta { title: format!("m{m}"), kind: MemoryKind::Photo, description: String::new(), taken_at_ns: None, tags: vec![] };
+        let (r,): (Result<Memory>,) = c.update("memories_create", (MemoryCreateArgs { capsule_id: cap, meta, assets, idempotency_key: None },));
+        last = r.unwrap().id;
+    }
+    let (p,): (Result<()>,) = c.update("memories_set_public", (last, true));
+    p.unwrap();
+    let url = format!("/m/{last}/other");
+    assert_eq!(c.get(&url, &[]).0.status_code, 200);
+
+    c.host.upgrade(&wasm(), &candid::encode_args(()).unwrap()).expect("upgrade");
+    assert_eq!(c.get(&url, &[]).0.status_code, 503, "rebuilding");
+    let mut passes = Vec::new();
+    for _ in 0..100 {
+        let ran = c.host.tick();
+        if ran.is_empty() {
+            break;
+        }
+        for r in ran {
+            assert!(r.reply.is_ok(), "a rebuild pass failed: {:?}", r.reply);
+            passes.push(r.instructions);
+        }
+    }
+    println!("rebuild passes after the upgrade (instructions): {passes:?}");
+    assert!(passes.len() > 1, "the rebuild took several passes: {passes:?}");
+    // Bounded by instructions (10 B, plus at most one memory), not by entries: 20,000
+    // entries here cost ~22 B, and entries that cost twice as much trap at 40 B.
+    assert!(passes.iter().all(|&i| i < 12_000_000_000), "a pass ran past its budget: {passes:?}");
+    let (r, _, ok) = c.get(&url, &[]);
+    assert_eq!((r.status_code, ok), (200, Ok(())), "served again once rebuilt");
+}

@@ -52,10 +52,13 @@ pub const BODY_403: &[u8] = b"403 Forbidden: this memory is private. Open it wit
 pub const BODY_404: &[u8] = b"404 Not Found: no such memory, asset or content.\n";
 pub const BODY_416: &[u8] = b"416 Range Not Satisfiable: the range starts past the end of the content.\n";
 
-/// Most entries one rebuild pass inserts (and most digest bytes it hashes), so a pass
-/// stays far below the instruction limit.
+/// Most entries one rebuild pass inserts (the canister also stops a pass by its
+/// instruction counter: see [`State::http_rebuild_step_while`]).
 pub const REBUILD_ENTRIES_PER_PASS: usize = 20_000;
-pub const BACKFILL_BYTES_PER_PASS: u64 = 512 << 20;
+/// Most bytes one message hashes for missing chunk digests: SHA-256 costs ~78
+/// instructions a byte on the IC, so 128 MiB is ~10 B of a message's 40 B (512 MiB, the
+/// earlier bound, was ~42 B: over the limit).
+pub const BACKFILL_BYTES_PER_PASS: u64 = 128 << 20;
 
 /// Which URL form: memory URLs are access-checked and revalidated, content URLs
 /// (public bytes by digest) are immutable.
@@ -507,9 +510,17 @@ impl<M: StableMemory + Clone> State<M> {
     /// One bounded certification pass: rebuilds the tree after an upgrade, then
     /// certifies memories that waited for digests. Call until `more` is false.
     pub fn http_rebuild_step(&mut self) -> RebuildReport {
+        self.http_rebuild_step_while(|| true)
+    }
+
+    /// [`State::http_rebuild_step`] that also stops, after at least one memory, once
+    /// `more_time()` says no: the canister passes its instruction counter, because what an
+    /// entry costs depends on what it certifies (an entry count alone let a pass of
+    /// 20,000 entries reach the 40 B instruction limit).
+    pub fn http_rebuild_step_while(&mut self, more_time: impl Fn() -> bool) -> RebuildReport {
         let mut report = RebuildReport::default();
         let mut budget = BACKFILL_BYTES_PER_PASS;
-        while report.entries < REBUILD_ENTRIES_PER_PASS {
+        while report.entries < REBUILD_ENTRIES_PER_PASS && (report.entries == 0 || more_time()) {
             match self.http.rebuild.clone() {
                 Rebuild::Memories { next } => {
                     let Some(id) = self.st.memories.range(next..).next().map(|e| *e.key()) else {
@@ -541,7 +552,7 @@ impl<M: StableMemory + Clone> State<M> {
                     // computed (no progress) stays pending without looping the timer.
                     let ids: Vec<u64> = self.http.pending.iter().copied().collect();
                     for id in ids {
-                        if report.entries >= REBUILD_ENTRIES_PER_PASS {
+                        if report.entries >= REBUILD_ENTRIES_PER_PASS || (report.entries > 0 && !more_time()) {
                             report.more = true;
                             break;
                         }
