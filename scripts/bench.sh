@@ -6,6 +6,9 @@
 #   bash scripts/bench.sh --smoke   tiny files, a few seconds once built (CI runs it)
 #   bash scripts/bench.sh --canbench   only the calibration against stable-structures'
 #                                      canbench results (add --smoke for a few of them)
+#   bash scripts/bench.sh --scale      only the per-call costs, heap and upgrade cost at
+#                                      1k, 10k and 100k memories (writes bench/scale.md;
+#                                      ~20 min); --smoke runs it at 100 and 1,000
 #
 # Prints the report and writes bench/report.md + bench/upload-instructions.png at the
 # repo root (--smoke writes to target/bench/smoke/ instead, unless BENCH_OUT is set).
@@ -20,11 +23,13 @@ cd "$ROOT"
 
 SMOKE=0
 CANBENCH=0
+SCALE=0
 for a in "$@"; do
   case "$a" in
     --smoke) SMOKE=1 ;;
     --canbench) CANBENCH=1 ;;
-    *) echo "usage: bash scripts/bench.sh [--smoke] [--canbench]" >&2; exit 2 ;;
+    --scale) SCALE=1 ;;
+    *) echo "usage: bash scripts/bench.sh [--smoke] [--canbench | --scale]" >&2; exit 2 ;;
   esac
 done
 
@@ -38,6 +43,13 @@ fi
 if [ "$CANBENCH" = 1 ]; then
   build_stable
   FLAGS=(--canbench --wasm-dir "$BENCH_WASM_DIR")
+  if [ "$SMOKE" = 1 ]; then FLAGS+=(--smoke); fi
+  exec cargo run --quiet --locked -p keepsake-bench -- "${FLAGS[@]}"
+fi
+
+if [ "$SCALE" = 1 ]; then
+  bash scripts/build.sh >&2
+  FLAGS=(--scale --backend "$ROOT/target/canister/backend.wasm" --out "${BENCH_OUT:-$ROOT/bench}")
   if [ "$SMOKE" = 1 ]; then FLAGS+=(--smoke); fi
   exec cargo run --quiet --locked -p keepsake-bench -- "${FLAGS[@]}"
 fi
@@ -85,4 +97,6 @@ if [ "$SMOKE" = 1 ]; then
   STORE_DIR="$BENCH_TARGET/store-smoke"
   cargo run --quiet --locked -p keepsake-bench -- --backend "$BACKEND" --store "$STORE_DIR" --smoke
   rm -rf "$STORE_DIR"
+  # Per-call costs as a capsule fills (bash scripts/bench.sh --scale runs them to 100k).
+  cargo run --quiet --locked -p keepsake-bench -- --backend "$BACKEND" --scale --smoke
 fi

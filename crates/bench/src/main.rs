@@ -14,6 +14,7 @@ mod data;
 mod keepsake;
 mod meter;
 mod report;
+mod scale;
 mod store;
 
 use std::path::PathBuf;
@@ -38,6 +39,10 @@ pub struct Args {
     store: Option<PathBuf>,
     /// `--canbench`: only the calibration against stable-structures' canbench results.
     canbench_only: bool,
+    /// `--scale`: only the per-call costs at 1k, 10k and 100k memories (or
+    /// `--scale-counts 1000,5000`).
+    scale: bool,
+    scale_counts: Option<Vec<u64>>,
 }
 
 fn parse_args() -> Result<Args> {
@@ -49,6 +54,8 @@ fn parse_args() -> Result<Args> {
         out: PathBuf::from("bench"),
         store: None,
         canbench_only: false,
+        scale: false,
+        scale_counts: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -60,6 +67,13 @@ fn parse_args() -> Result<Args> {
             "--out" => args.out = val()?.into(),
             "--store" => args.store = Some(val()?.into()),
             "--canbench" => args.canbench_only = true,
+            "--scale" => args.scale = true,
+            "--scale-counts" => {
+                let v = val()?;
+                let counts = v.split(',').map(|n| n.trim().parse::<u64>()).collect::<Result<Vec<_>, _>>();
+                args.scale_counts = Some(counts.with_context(|| format!("--scale-counts {v}: numbers separated by commas"))?);
+                args.scale = true;
+            }
             // NAME=PATH=CALIBRATION_VARIANT
             "--backend-variant" => {
                 let v = val()?;
@@ -103,6 +117,16 @@ fn main() -> Result<()> {
         return Ok(());
     }
     let backend_wasm = read(&args.backend)?;
+    if args.scale {
+        let default: &[u64] = if args.smoke { &[100, 1_000] } else { &[1_000, 10_000, 100_000] };
+        let md = scale::markdown(&scale::run(&backend_wasm, args.scale_counts.as_deref().unwrap_or(default))?);
+        if !args.smoke {
+            std::fs::create_dir_all(&args.out)?;
+            std::fs::write(args.out.join("scale.md"), &md)?;
+        }
+        println!("{md}");
+        return Ok(());
+    }
     if let Some(dir) = &args.store {
         println!("{}", store::run(&backend_wasm, dir, args.smoke)?);
         return Ok(());
