@@ -379,3 +379,26 @@ fn chunk_digests_are_kept_for_multi_chunk_uploads_and_freed_with_them() {
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
+
+/// Re-certifying a memory replaces exactly its URLs: a removed asset's URL is gone (a
+/// certified 404), an added one is served, and the tree equals the one a rebuild makes.
+#[test]
+fn changed_assets_leave_no_stale_urls() {
+    let mut h = Http::new();
+    h.set_public(true);
+    assert_eq!(h.get(&h.url("thumbnail"), &[]).ok().status, 200);
+    let c = h.w.ctx(h.owner);
+    h.w.state.memories_remove_asset(&c, h.memory, AssetKind::Thumbnail).unwrap();
+    h.w.state.http_take_dirty();
+    assert_eq!(h.get(&h.url("thumbnail"), &[]).ok().status, 404);
+    assert_eq!(h.get(&h.url("placeholder"), &[]).ok().status, 200);
+    let inline = AssetSource::Inline(ByteBuf::from(h.thumb[..1000].to_vec()));
+    h.w.state.memories_add_asset(&c, h.memory, asset(AssetKind::Display, inline, "image/jpeg")).unwrap();
+    h.w.state.http_take_dirty();
+    let got = h.get(&h.url("display"), &[]);
+    assert_eq!((got.ok().status, got.body == h.thumb[..1000]), (200, true));
+    let root = h.w.state.http_root_hash();
+    h.w.upgrade();
+    h.certify_all();
+    assert_eq!(h.w.state.http_root_hash(), root, "the incrementally kept tree is the rebuilt one");
+}

@@ -13,7 +13,7 @@
 //! done `http_request` answers `503` (uncertified, so a gateway shows an error and the
 //! client retries).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use ic_http_certification::{
     response_hash, DefaultCelBuilder, DefaultResponseCertification, DefaultResponseOnlyCelExpression, HttpCertification,
@@ -295,6 +295,9 @@ pub struct HttpCache {
     rebuild: Rebuild,
     /// Memories whose certification waits for chunk digests (old uploads).
     pending: BTreeSet<u64>,
+    /// The asset kinds (bit `kind_code`) each memory has URLs for in `tree`: re-certifying
+    /// deletes only those (a delete of an absent path still rehashes the tree along it).
+    certified: BTreeMap<u64, u8>,
     /// The root hash changed; the endpoint layer sets the certified data.
     pub dirty: bool,
     pub entries: u64,
@@ -308,6 +311,7 @@ impl Default for HttpCache {
             tree,
             rebuild: Rebuild::Memories { next: 0 },
             pending: BTreeSet::new(),
+            certified: BTreeMap::new(),
             dirty: true,
             entries: 1,
         }
@@ -401,7 +405,8 @@ impl<M: StableMemory + Clone> State<M> {
     /// Returns the entries inserted; a memory whose digests are not all there yet is
     /// left uncertified and marked pending.
     fn certify_memory(&mut self, memory_id: u64, budget: &mut u64) -> usize {
-        for kind in KINDS {
+        let had = self.http.certified.remove(&memory_id).unwrap_or(0);
+        for kind in KINDS.into_iter().filter(|&k| had & (1 << kind_code(k)) != 0) {
             self.http.tree.delete_by_path(&HttpCertificationPath::exact(memory_path(memory_id, kind)));
         }
         self.http.dirty = true;
@@ -424,6 +429,7 @@ impl<M: StableMemory + Clone> State<M> {
             for e in &entries {
                 self.http.tree.insert(e);
             }
+            *self.http.certified.entry(memory_id).or_default() |= 1 << kind_code(kind);
             n += entries.len();
         }
         self.http.entries += n as u64;
