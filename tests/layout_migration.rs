@@ -44,7 +44,10 @@ fn load(name: &str) -> Embedded {
         .unwrap();
     let tmp = tempfile_path(name);
     std::fs::write(&tmp, raw).unwrap();
-    let host = ic_host::Host::load_state(&tmp, canister_wasm()).expect("upgrade old state to the current Wasm");
+    let host = ic_host::Host::load_state(&tmp, canister_wasm());
+    // An in-memory host now: the unpacked file (hundreds of MB) is not needed any more.
+    let _ = std::fs::remove_file(&tmp);
+    let host = host.expect("upgrade old state to the current Wasm");
     let upgrade = host.last_messages().iter().find(|m| m.method.contains("post_upgrade")).map_or(0, |m| m.instructions);
     println!("{name}: post_upgrade (migration) took {upgrade} instructions of the 300 B upgrade limit");
     Embedded::from_host(host)
