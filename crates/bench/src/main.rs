@@ -16,6 +16,7 @@ mod meter;
 mod report;
 mod scale;
 mod store;
+mod upgrade;
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -223,11 +224,15 @@ fn main() -> Result<()> {
         });
     }
 
+    // 6. Upgrades with data stored, keepsake against the asset canister.
+    let upgrade_sizes: &[u64] = if args.smoke { &[0, sizes[1]] } else { &[0, 100_000_000, 1_000_000_000] };
+    let upgrades = upgrade::run(&backend_wasm, &assets_wasm, upgrade_sizes, chunk_size)?;
+
     r.seconds = started.elapsed().as_secs_f64();
     std::fs::create_dir_all(&args.out)?;
     let chart_name = "upload-instructions.png";
     report::chart(&r, &args.out.join(chart_name))?;
-    let md = report::markdown(&r, chart_name);
+    let md = report::markdown(&r, chart_name) + "\n" + &upgrade::markdown(&upgrades);
     std::fs::write(args.out.join("report.md"), &md)?;
     println!("{md}");
     eprintln!("wrote {} and {}", args.out.join("report.md").display(), args.out.join(chart_name).display());

@@ -1,0 +1,82 @@
+//! Upgrades against stored data: what `install_code` in upgrade mode costs (pre_upgrade +
+//! compilation + post_upgrade, counted as the IC counts against its 300 B limit) with
+//! nothing, 100 MB and 1 GB stored, in keepsake and in DFINITY's asset canister holding
+//! the same bytes. keepsake keeps everything in stable structures, so its upgrade does not
+//! read the data; the asset canister serializes its whole state in pre_upgrade.
+
+use std::fmt::Write as _;
+use std::time::Instant;
+
+use anyhow::Result;
+use ic_host::UpgradeCost;
+
+use crate::data::{self, File};
+use crate::{assets, keepsake};
+
+pub struct Row {
+    pub stored: u64,
+    pub keepsake: UpgradeCost,
+    /// The asset canister's cost, or why the upgrade failed.
+    pub assets: std::result::Result<UpgradeCost, String>,
+}
+
+pub fn run(backend: &[u8], assets_wasm: &[u8], sizes: &[u64], chunk_size: u32) -> Result<Vec<Row>> {
+    let init = candid::encode_args(())?;
+    let mut rows = Vec::new();
+    for (i, &size) in sizes.iter().enumerate() {
+        let t = Instant::now();
+        let mut c = keepsake::Canister::install(backend)?;
+        if size > 0 {
+            keepsake::upload(&mut c, File::new(size, chunk_size, 4000 + i as u64))?;
+        }
+        let k = c.host.upgrade(backend, &init).map_err(|e| anyhow::anyhow!("keepsake upgrade with {}: {e}", data::mb(size)))?;
+        drop(c);
+        let a = if size == 0 {
+            let mut host = ic_host::Host::new(assets_wasm, &init)?;
+            host.upgrade(assets_wasm, &init).map_err(|e| e.to_string())
+        } else {
+            let mut batch = assets::stage(assets_wasm, File::new(size, chunk_size, 4000 + i as u64))?;
+            let (r, _) = batch.commit(true)?;
+            r.map_err(|e| anyhow::anyhow!("asset canister commit of {}: {e}", data::mb(size)))?;
+            batch.host.upgrade(assets_wasm, &init).map_err(|e| e.to_string())
+        };
+        eprintln!("upgrade with {} stored: {:.1} s", data::mb(size), t.elapsed().as_secs_f64());
+        rows.push(Row { stored: size, keepsake: k, assets: a });
+    }
+    Ok(rows)
+}
+
+fn b(i: u64) -> String {
+    format!("{:.3} B", i as f64 / 1e9)
+}
+
+pub fn markdown(rows: &[Row]) -> String {
+    let mut s = String::from(
+        "## Upgrade cost against stored data (install_code, upgrade mode; limit 300 B)\n\n\
+         | stored | keepsake: total (pre / compilation / post) | asset canister: total (pre / compilation / post) |\n|---:|---:|---:|\n",
+    );
+    let cost = |c: &UpgradeCost| format!("{} ({} / {} / {})", b(c.instructions), b(c.pre_upgrade), b(c.compilation), b(c.post_upgrade));
+    for r in rows {
+        let a = match &r.assets {
+            Ok(c) => cost(c),
+            Err(e) => format!("**fails**: {}", e.chars().take(120).collect::<String>()),
+        };
+        let _ = writeln!(s, "| {} | {} | {a} |", data::mb(r.stored), cost(&r.keepsake));
+    }
+    // Where the asset canister's upgrade reaches the limit, from its two largest rows.
+    let ok: Vec<(u64, u64)> = rows.iter().filter_map(|r| r.assets.as_ref().ok().map(|c| (r.stored, c.instructions))).collect();
+    if let [.., (s0, i0), (s1, i1)] = ok[..] {
+        if s1 > s0 && i1 > i0 {
+            let per_byte = (i1 - i0) as f64 / (s1 - s0) as f64;
+            let limit = (300e9 - i1 as f64) / per_byte + s1 as f64;
+            let _ = writeln!(
+                s,
+                "\nThe asset canister's upgrade grows by {per_byte:.1} instructions per stored byte: it reaches the 300 B \
+                 limit at about {} stored (by extrapolation; its Wasm heap of 4 GiB, which holds every asset and, \
+                 during pre_upgrade, their serialized copy, may end it sooner). keepsake's stays where it is.",
+                data::mb(limit as u64)
+            );
+        }
+    }
+    s
+}
