@@ -63,20 +63,30 @@ pub fn markdown(rows: &[Row]) -> String {
         };
         let _ = writeln!(s, "| {} | {} | {a} |", data::mb(r.stored), cost(&r.keepsake));
     }
-    // Where the asset canister's upgrade reaches the limit, from its two largest rows.
+    // Where the asset canister stops being upgradable: measured, else extrapolated.
     let ok: Vec<(u64, u64)> = rows.iter().filter_map(|r| r.assets.as_ref().ok().map(|c| (r.stored, c.instructions))).collect();
-    if let [.., (s0, i0), (s1, i1)] = ok[..] {
-        if s1 > s0 && i1 > i0 {
-            let per_byte = (i1 - i0) as f64 / (s1 - s0) as f64;
-            let limit = (300e9 - i1 as f64) / per_byte + s1 as f64;
-            let _ = writeln!(
-                s,
-                "\nThe asset canister's upgrade grows by {per_byte:.1} instructions per stored byte: it reaches the 300 B \
-                 limit at about {} stored (by extrapolation; its Wasm heap of 4 GiB, which holds every asset and, \
-                 during pre_upgrade, their serialized copy, may end it sooner). keepsake's stays where it is.",
-                data::mb(limit as u64)
-            );
-        }
+    let per_byte = match ok[..] {
+        [.., (s0, i0), (s1, i1)] if s1 > s0 && i1 > i0 => Some((i1 - i0) as f64 / (s1 - s0) as f64),
+        _ => None,
+    };
+    if let Some(failed) = rows.iter().find(|r| r.assets.is_err()) {
+        let _ = writeln!(
+            s,
+            "\nThe asset canister cannot be upgraded with {} stored: its pre_upgrade serializes every asset into a \
+             buffer in the Wasm heap that already holds them, and traps.{} keepsake's upgrade does not read what is \
+             stored.",
+            data::mb(failed.stored),
+            per_byte.map_or(String::new(), |p| format!(" Below that its upgrade grows by {p:.1} instructions per stored byte."))
+        );
+    } else if let (Some(p), Some(&(s1, i1))) = (per_byte, ok.last()) {
+        let limit = (300e9 - i1 as f64) / p + s1 as f64;
+        let _ = writeln!(
+            s,
+            "\nThe asset canister's upgrade grows by {p:.1} instructions per stored byte: at that rate it would reach the \
+             300 B limit at about {} stored (by extrapolation; its 4 GiB Wasm heap ends it sooner). keepsake's does not \
+             read what is stored.",
+            data::mb(limit as u64)
+        );
     }
     s
 }
