@@ -24,15 +24,47 @@ ensure_ic_wasm() {
   npm_bin @icp-sdk/ic-wasm-linux-x64 "$IC_WASM_VERSION" bin/ic-wasm
 }
 
-# Installs the agent-js test package (tests/agent-js: @icp-sdk/core at the version its
-# package-lock.json pins) and prints its directory. Node 20 and npm are on every CI machine.
-ensure_agent_js() {
+# `npm ci` in one of the repo's Node test packages (when its lock changed) and prints its
+# directory: npm_ci_dir <path from the repo root>. Node 20 and npm are on every CI machine.
+npm_ci_dir() {
   local dir
-  dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/tests/agent-js"
-  if [ ! -d "$dir/node_modules/@icp-sdk/core" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
+  dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/$1"
+  if [ ! -d "$dir/node_modules" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
     npm ci --silent --no-audit --no-fund --prefix "$dir" >&2
   fi
   echo "$dir"
+}
+
+# The agent-js test package (tests/agent-js: @icp-sdk/core at the version its lock pins).
+ensure_agent_js() {
+  npm_ci_dir tests/agent-js
+}
+
+# The browser test package (tests/browser: puppeteer-core, which drives a system Chromium).
+ensure_browser_js() {
+  npm_ci_dir tests/browser
+}
+
+# Prints the path of a binary from a Debian package, installing the package with apt-get
+# if the binary is missing (as root, or with sudo): apt_bin <binary> <package>.
+apt_bin() {
+  if ! command -v "$1" >/dev/null 2>&1; then
+    local sudo=""
+    if [ "$(id -u)" != 0 ]; then sudo="sudo"; fi
+    $sudo apt-get update -qq >&2
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "$2" >&2
+  fi
+  command -v "$1"
+}
+
+# Chromium for the browser tests ($CHROMIUM_BIN if set, else Debian's package).
+ensure_chromium() {
+  if [ -n "${CHROMIUM_BIN:-}" ]; then echo "$CHROMIUM_BIN"; else apt_bin chromium chromium; fi
+}
+
+# ffmpeg, which the browser test uses to make its video.
+ensure_ffmpeg() {
+  apt_bin ffmpeg ffmpeg
 }
 
 ICP_CLI_VERSION="1.5.0"

@@ -21,6 +21,15 @@ impl Serve {
 
     /// With more `serve` arguments (e.g. `--controller P`).
     pub fn start_with(state: &Path, extra: &[&str]) -> Serve {
+        Self::spawn(state, extra, Stdio::inherit())
+    }
+
+    /// With its stderr (the gateway's request log among it) written to `log`.
+    pub fn start_logged(state: &Path, log: &Path) -> Serve {
+        Self::spawn(state, &[], std::fs::File::create(log).expect("create the serve log").into())
+    }
+
+    fn spawn(state: &Path, extra: &[&str], stderr: Stdio) -> Serve {
         let mut child = Command::new(env!("CARGO_BIN_EXE_keepsake"))
             .arg("--state")
             .arg(state)
@@ -29,7 +38,7 @@ impl Serve {
             .args(["--json", "serve", "--port", "0"])
             .args(extra)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("run keepsake serve");
         let mut line = String::new();
