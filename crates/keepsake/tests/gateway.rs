@@ -5,8 +5,8 @@
 //! same answers, fetched by this test's own ic-agent, verify independently with
 //! `ic-response-verification`, and a tampered one does not.
 //!
-//! Link expiry is tested where time can be advanced (tests/links.rs, the same canister code
-//! embedded): `serve` keeps wall-clock time and a link lives at least a minute.
+//! A link's expiry is waited out in real time (a link lives at least a minute; `serve`
+//! keeps wall-clock time), in a test of its own that runs beside the other.
 
 mod common;
 
@@ -154,5 +154,24 @@ async fn the_gateway_serves_verified_files_ranges_and_private_links() {
     net.ok(dir, &["public", &p.to_string(), "off"]);
     assert_eq!(b.get(&format!("/m/{p}/original"), &[]).await.0, StatusCode::FORBIDDEN);
     assert_ne!(b.get(&format!("/b/{sha}"), &[]).await.0, StatusCode::OK);
+    net.interrupt();
+}
+
+#[tokio::test]
+async fn a_link_stops_working_through_the_gateway_when_it_expires() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    keepsake::identity::write_new_ed25519_pem(&dir.join("me.pem")).unwrap();
+    random_file(&dir.join("note.bin"), 1000, 5);
+    let net = Serve::start(&dir.join("state"));
+    let m = net.ok(dir, &["upload", "note.bin"])["files"][0]["memory_id"].as_u64().unwrap();
+    let minted = std::time::Instant::now();
+    let link = net.ok(dir, &["link", &m.to_string(), "--ttl", "60s"])["link"]["url"].as_str().unwrap().to_string();
+    let b = Browser::new(&net);
+    let (s, _, body) = b.get(&link, &[]).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(body == std::fs::read(dir.join("note.bin")).unwrap());
+    tokio::time::sleep(std::time::Duration::from_secs(62).saturating_sub(minted.elapsed())).await;
+    assert_eq!(b.get(&link, &[]).await.0, StatusCode::FORBIDDEN, "expired");
     net.interrupt();
 }
