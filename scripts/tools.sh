@@ -45,6 +45,16 @@ ensure_browser_js() {
   npm_ci_dir tests/browser
 }
 
+# The TypeScript client (clients/ts: npm ci, then tsc) and prints its directory.
+ensure_ts_client() {
+  local dir
+  dir="$(npm_ci_dir clients/ts)"
+  if [ ! -f "$dir/dist/index.js" ] || [ -n "$(find "$dir/src" -newer "$dir/dist/index.js" -print -quit)" ]; then
+    npm run --silent --prefix "$dir" build >&2
+  fi
+  echo "$dir"
+}
+
 # Prints the path of a binary from a Debian package, installing the package with apt-get
 # if the binary is missing (as root, or with sudo): apt_bin <binary> <package>.
 apt_bin() {
