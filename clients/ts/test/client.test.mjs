@@ -12,7 +12,7 @@ import { startServe, agentFor, bytes } from './serve.mjs';
 
 let net;
 before(async () => { net = await startServe(); });
-after(() => net?.stop());
+after(async () => { await net?.stop(); });
 
 test('a 50 MB file goes up in parallel chunks and reads back identical', async () => {
   const k = new Keepsake(await agentFor(net.url), net.canisterId);

@@ -24,8 +24,11 @@ export async function startServe() {
     url: info.url,
     canisterId: info.canister,
     dir,
-    stop() {
+    /** Ctrl-C, then (once it has closed its store) the state folder goes. */
+    async stop() {
+      const exited = child.exitCode !== null ? Promise.resolve() : new Promise((resolve) => child.once('exit', resolve));
       child.kill('SIGINT');
+      await exited;
       rmSync(dir, { recursive: true, force: true });
     },
   };
