@@ -17,6 +17,7 @@ pub mod links;
 pub mod members;
 pub mod mime;
 pub mod ops;
+pub mod poster;
 pub mod remove;
 pub mod transport;
 pub mod upload;

@@ -80,7 +80,8 @@ enum Cmd {
         /// Memory title (default: the file name).
         #[arg(long)]
         title: Option<String>,
-        /// Make display (2048 px), thumbnail (512 px) and placeholder (32 px) renditions of images.
+        /// Make display (2048 px), thumbnail (512 px) and placeholder (32 px) renditions of images,
+        /// and of videos a poster frame with its thumbnail and placeholder (needs ffmpeg).
         #[arg(long)]
         derivatives: bool,
         /// Chunk size in bytes (default: the canister's).
@@ -608,6 +609,7 @@ fn memory_json(m: &Memory) -> serde_json::Value {
         "assets": m.assets.iter().map(|a| json!({
             "kind": a.kind, "blob_id": a.blob_id, "inline": a.inline.is_some(), "size": a.size,
             "sha256": hex(&a.sha256), "mime": a.mime, "width": a.width, "height": a.height,
+            "duration_ms": a.duration_ms,
         })).collect::<Vec<_>>(),
     })
 }

@@ -120,7 +120,8 @@ pub fn blob_asset(
 }
 
 /// Uploads one file and commits it as one memory: the original (streamed, resumable)
-/// and, for images with `derivatives`, display + thumbnail blobs and an inline placeholder.
+/// and, with `derivatives`, for images display + thumbnail blobs and an inline
+/// placeholder, for videos (with ffmpeg) a poster frame + thumbnail and a placeholder.
 pub async fn upload_path(
     client: &Client,
     journal: &mut Journal,
@@ -158,8 +159,22 @@ pub async fn upload_path(
     let mut summaries = Vec::new();
     let is_image = mime::is_derivable_image(mime);
     let mut dims = None;
+    let mut duration_ms = None;
     let mut derived: Option<Derivatives> = None;
-    if is_image {
+    if mime.starts_with("video/") && req.derivatives {
+        // A poster frame from the video itself, and its thumbnail and placeholder, so
+        // that a gallery shows videos like photos.
+        let frame = crate::poster::poster(path);
+        match frame.and_then(|f| Ok((derive::derive(&f.image)?, f.duration_ms))) {
+            Ok((mut d, ms)) => {
+                d.display.kind = AssetKind::Poster;
+                dims = Some((d.width, d.height));
+                duration_ms = ms;
+                derived = Some(d);
+            }
+            Err(e) => warnings.push(format!("no poster: {e:#}")),
+        }
+    } else if is_image {
         if req.derivatives {
             match derive::derive_file(path) {
                 Ok(d) => {
@@ -172,7 +187,7 @@ pub async fn upload_path(
             dims = derive::dimensions(path);
         }
     }
-    assets.push(blob_asset(AssetKind::Original, &original.blob, mime, dims));
+    assets.push(AssetInput { duration_ms, ..blob_asset(AssetKind::Original, &original.blob, mime, dims) });
     summaries.push(AssetSummary {
         kind: AssetKind::Original,
         blob_id: Some(original.blob_id),
