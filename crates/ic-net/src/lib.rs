@@ -22,6 +22,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod app;
 pub mod auth;
 pub mod effective;
 pub mod envelope;
@@ -55,6 +56,11 @@ impl Network {
     /// Starts serving `host` on `addr` (port 0 picks a free port). A host kept in a
     /// directory keeps the ingress history and the node key there too.
     pub fn start(host: Host, addr: SocketAddr) -> Result<Network> {
+        Self::start_with_app(host, addr, None)
+    }
+
+    /// [`Network::start`], also serving `app` at `/` (see [`app`]).
+    pub fn start_with_app(host: Host, addr: SocketAddr, app: Option<app::App>) -> Result<Network> {
         let dir = host.dir().map(std::path::Path::to_path_buf);
         let history = match &dir {
             Some(d) => ingress::History::open(&d.join(ingress::INGRESS_FILE), exec::now_ns())?,
@@ -71,7 +77,7 @@ impl Network {
         let front_exec = exec.clone();
         let front = std::thread::Builder::new().name("ic-net front".into()).spawn(move || -> Result<()> {
             let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-            let served = rt.block_on(routes::serve(listener, front_subnet, front_exec, stopped));
+            let served = rt.block_on(routes::serve(listener, front_subnet, front_exec, app, stopped));
             // Stop the host after the front: every answer handed out is durable.
             let (done, wait) = tokio::sync::oneshot::channel();
             let closed = match tx.send(exec::Command::Shutdown(done)) {

@@ -19,6 +19,7 @@ use ic_transport_types::{QueryResponse, ReadStateResponse, RejectCode, RejectRes
 use serde::Serialize;
 use tokio::sync::oneshot;
 
+use crate::app::App;
 use crate::gateway::{self, whole, AnyBody, Gateway};
 use crate::envelope::{Kind, Request, MAX_REQUEST_BYTES};
 use crate::exec::{now_ns, Call, Command, ExecHandle, Outcome};
@@ -40,6 +41,7 @@ struct Ctx {
     subnet: Arc<Subnet>,
     exec: ExecHandle,
     gateway: Gateway,
+    app: Option<App>,
 }
 
 /// Serves connections from `listener` until `stop` fires.
@@ -47,13 +49,14 @@ pub async fn serve(
     listener: std::net::TcpListener,
     subnet: Arc<Subnet>,
     exec: ExecHandle,
+    app: Option<App>,
     mut stop: oneshot::Receiver<()>,
 ) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::from_std(listener)?;
     let own = listener.local_addr()?;
     let ip = if own.ip().is_unspecified() { "127.0.0.1".to_string() } else { own.ip().to_string() };
     let gateway = Gateway::new(&format!("http://{ip}:{}", own.port()), subnet.root_key_der.clone())?;
-    let ctx = Arc::new(Ctx { subnet, exec, gateway });
+    let ctx = Arc::new(Ctx { subnet, exec, gateway, app });
     let (closing_tx, closing) = tokio::sync::watch::channel(false);
     let mut conns = tokio::task::JoinSet::new();
     loop {
@@ -123,6 +126,12 @@ async fn route(ctx: &Ctx, req: HttpRequest<Incoming>) -> Result<Response<Body>, 
     if req.method() == Method::OPTIONS {
         return Ok(Response::builder().status(StatusCode::NO_CONTENT).body(whole(Bytes::new())).expect("a valid response"));
     }
+    if req.method() == Method::GET && parts.first() != Some(&"api") {
+        if let Some((bytes, mime)) = ctx.app.as_ref().and_then(|a| a.file(req.uri().path())) {
+            let r = Response::builder().status(StatusCode::OK).header(CONTENT_TYPE, mime).header("cache-control", "no-cache");
+            return Ok(r.body(whole(bytes)).expect("a valid response"));
+        }
+    }
     match (req.method(), parts.as_slice()) {
         (&Method::GET, ["api", "v2", "status"]) => Ok(status(ctx)),
         (&Method::POST, ["api", v, scope @ ("canister" | "subnet"), id, endpoint]) => {
@@ -138,6 +147,7 @@ async fn route(ctx: &Ctx, req: HttpRequest<Incoming>) -> Result<Response<Body>, 
             }
         }
         (_, ["api", ..]) => Err(Refused(StatusCode::NOT_FOUND, format!("{} {path} is not an endpoint of this network", req.method()))),
+
         _ => Err(Refused(StatusCode::NOT_FOUND, format!("{path}: this is an Internet Computer network; its interface is under /api/, and canisters serve browsers at http://<canister-id>.localhost:<port>/… (or ?canisterId=<canister-id>)"))),
     }
 }

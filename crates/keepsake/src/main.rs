@@ -187,6 +187,10 @@ enum Cmd {
         /// identity, to upgrade it through the interface). Repeatable.
         #[arg(long = "controller")]
         controllers: Vec<String>,
+        /// The web app to serve at http://127.0.0.1:<port>/ (a built directory; default:
+        /// clients/web/dist of this repository, when it is built).
+        #[arg(long)]
+        app: Option<PathBuf>,
     },
     /// Write a generated, photo-like JPEG (for demos and tests).
     SamplePhoto {
@@ -465,8 +469,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::Serve { port, bind, controllers } => {
-            cmd::serve::serve(g, cmd::serve::ServeArgs { bind: *bind, port: *port, controllers }).await
+        Cmd::Serve { port, bind, controllers, app } => {
+            cmd::serve::serve(g, cmd::serve::ServeArgs { bind: *bind, port: *port, controllers, app: app.as_deref() }).await
         }
         Cmd::Whoami => {
             let client = connect(g, false).await?;

@@ -19,6 +19,7 @@ pub struct ServeArgs<'a> {
     pub bind: IpAddr,
     pub port: u16,
     pub controllers: &'a [String],
+    pub app: Option<&'a std::path::Path>,
 }
 
 pub async fn serve(g: &crate::Global, a: ServeArgs<'_>) -> anyhow::Result<ExitCode> {
@@ -38,7 +39,13 @@ pub async fn serve(g: &crate::Global, a: ServeArgs<'_>) -> anyhow::Result<ExitCo
         host.set_controllers(all);
         host.sync()?;
     }
-    let net = ic_net::Network::start(host, SocketAddr::new(a.bind, a.port))?;
+    let app_dir = match a.app {
+        Some(dir) => Some(dir.to_path_buf()),
+        None => Some(embedded::repo_root().join("clients/web/dist")).filter(|d| d.join("index.html").is_file()),
+    };
+    let app = app_dir.map(|dir| ic_net::app::App { dir, config_json: json!({ "canister": canister.to_text() }).to_string() });
+    let app_url = app.as_ref().map(|_| ());
+    let net = ic_net::Network::start_with_app(host, SocketAddr::new(a.bind, a.port), app)?;
     let root_key = hex(&net.root_key());
     if g.json {
         println!("{}", json!({ "ok": true, "url": net.url(), "canister": canister.to_text(), "root_key": root_key }));
@@ -47,6 +54,9 @@ pub async fn serve(g: &crate::Global, a: ServeArgs<'_>) -> anyhow::Result<ExitCo
         println!("canister  {canister}");
         println!("root key  {root_key}");
         println!("state     {}", g.state.join(embedded::HOST_DIR).display());
+        if app_url.is_some() {
+            println!("web app   {}/  (photos: http://{canister}.localhost:{}/m/<memory>/<asset>)", net.url(), net.url().rsplit(':').next().unwrap_or_default());
+        }
         println!("try: keepsake --network {} --canister {canister} ls   (Ctrl-C stops)", net.url());
     }
     use std::io::Write;
