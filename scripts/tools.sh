@@ -93,3 +93,15 @@ ensure_cargo_fuzz() {
   fi
   echo "$bin"
 }
+
+# The web app (clients/web: the TS client, npm ci, esbuild) built into clients/web/dist;
+# prints that directory (what `keepsake serve --app` serves).
+ensure_web_app() {
+  ensure_ts_client >/dev/null
+  local dir
+  dir="$(npm_ci_dir clients/web)"
+  if [ ! -f "$dir/dist/app.js" ] || [ -n "$(find "$dir/src" "$dir/index.html" "$dir/../ts/dist" -newer "$dir/dist/app.js" -print -quit)" ]; then
+    (cd "$dir" && npm run --silent build >&2)
+  fi
+  echo "$dir/dist"
+}

@@ -77,6 +77,8 @@ export interface UploadResult {
   /** Chunks sent by this call (a resumed upload sends only the missing ones). */
   chunksSent: number;
   chunkCount: number;
+  /** Chunks the canister already held when this call began (counted by the canister). */
+  chunksHeld: number;
   /** The canister already held some of the file. */
   resumed: boolean;
   seconds: number;
@@ -190,7 +192,7 @@ export class Keepsake {
     const resumed = have.size > 0 || 'Finished' in session.state;
     if ('Finished' in session.state) {
       const blob = ok(await this.retry('blobs_meta', () => this.actor.blobs_meta((session.state as { Finished: { blob_id: bigint } }).Finished.blob_id)), 'blobs_meta');
-      return { blob, sessionId: session.id, chunksSent: 0, chunkCount: count, resumed, seconds: (Date.now() - t0) / 1000 };
+      return { blob, sessionId: session.id, chunksSent: 0, chunkCount: count, chunksHeld: count, resumed, seconds: (Date.now() - t0) / 1000 };
     }
     const len = (i: number) => Math.min(chunkSize, source.size - i * chunkSize);
     let held = [...have].reduce((n, i) => n + len(i), 0);
@@ -257,7 +259,7 @@ export class Keepsake {
         continue;
       }
       const blob = ok(r, 'uploads_finish');
-      return { blob, sessionId: session.id, chunksSent: sent, chunkCount: count, resumed, seconds: (Date.now() - t0) / 1000 };
+      return { blob, sessionId: session.id, chunksSent: sent, chunkCount: count, chunksHeld: have.size, resumed, seconds: (Date.now() - t0) / 1000 };
     }
   }
 

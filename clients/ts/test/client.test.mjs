@@ -56,6 +56,7 @@ test('killed part way, the upload resumes and sends only the missing chunks', as
   const r = await k.upload(await openAsBlob(file), { capsuleId: cap.id });
   assert.equal(r.sessionId, open[0].id, 'the same session, found by the file\'s fingerprint');
   assert.equal(r.resumed, true);
+  assert.equal(r.chunksHeld, before, 'the canister held what uploads_list said');
   assert.equal(r.chunksSent, r.chunkCount - before, `sent ${r.chunksSent} of ${r.chunkCount} with ${before} held`);
   const back = await k.download(r.blob.id);
   assert.ok(Buffer.compare(Buffer.from(back), bytes(20_000_000, 2)) === 0);

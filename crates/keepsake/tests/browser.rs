@@ -7,30 +7,16 @@
 
 mod common;
 
-use std::path::Path;
 use std::process::Command;
 
+use common::media::{quadrant_photo, tool, video};
 use common::serve::Serve;
-
-/// Runs a tools.sh installer and returns what it prints (a path).
-fn tool(name: &str) -> String {
-    let root = keepsake::embedded::repo_root();
-    let out = Command::new("bash").arg("-c").arg(format!("source scripts/tools.sh && {name}")).current_dir(&root).output().expect("bash");
-    assert!(out.status.success(), "{name} failed: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap().trim().lines().last().unwrap_or_default().to_string()
-}
 
 /// Four solid quadrants (top-left, top-right, bottom-left, bottom-right).
 const QUADRANTS: [[[u8; 3]; 4]; 2] = [
     [[220, 30, 30], [30, 200, 40], [30, 60, 220], [240, 220, 40]],
     [[250, 250, 250], [20, 20, 20], [200, 40, 200], [40, 200, 200]],
 ];
-
-fn photo(path: &Path, q: [[u8; 3]; 4]) {
-    let (w, h) = (3000u32, 2000u32);
-    let img = image::RgbImage::from_fn(w, h, |x, y| image::Rgb(q[usize::from(y >= h / 2) * 2 + usize::from(x >= w / 2)]));
-    img.save_with_format(path, image::ImageFormat::Jpeg).unwrap();
-}
 
 #[test]
 fn chromium_shows_photos_and_seeks_a_video_through_the_gateway() {
@@ -42,18 +28,9 @@ fn chromium_shows_photos_and_seeks_a_video_through_the_gateway() {
     let dir = d.path();
     keepsake::identity::write_new_ed25519_pem(&dir.join("me.pem")).unwrap();
     for (i, q) in QUADRANTS.iter().enumerate() {
-        photo(&dir.join(format!("photo{i}.jpg")), *q);
+        quadrant_photo(&dir.join(format!("photo{i}.jpg")), *q);
     }
-    // 60 s of 720p H.264 at a constant 14 Mbit/s (~105 MB), the index first so that a
-    // player can seek before the whole file is there.
-    let made = Command::new(&ffmpeg)
-        .args(["-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=s=1280x720:r=30", "-t", "60", "-c:v", "libx264"])
-        .args(["-preset", "ultrafast", "-b:v", "14M", "-minrate", "14M", "-maxrate", "14M", "-bufsize", "14M"])
-        .args(["-x264-params", "nal-hrd=cbr", "-g", "30", "-pix_fmt", "yuv420p", "-movflags", "+faststart"])
-        .arg(dir.join("video.mp4"))
-        .status()
-        .unwrap();
-    assert!(made.success(), "ffmpeg could not make the test video");
+    video(&ffmpeg, &dir.join("video.mp4"), 60);
     let video_len = std::fs::metadata(dir.join("video.mp4")).unwrap().len();
     assert!(video_len > 100_000_000, "the video has {video_len} bytes");
 

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
+pub mod media;
 pub mod serve;
 
 pub fn wasm() -> &'static Path {
