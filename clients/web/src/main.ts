@@ -24,7 +24,7 @@ const state = {
   ready: false,
   principal: '',
   capsule: 0n,
-  results: [] as Array<{ name: string; memory: string; chunksSent: number; chunkCount: number; chunksHeld: number; resumed: boolean }>,
+  results: [] as Array<{ name: string; memory: string; chunksSent: number; chunkCount: number; chunksHeld: number; resumed: boolean; bytesSent: number; seconds: number }>,
   errors: [] as string[],
   gallery: 0,
 };
@@ -122,7 +122,7 @@ async function uploadOne(k: Keepsake, capsule: Capsule, file: File) {
       assets,
       idempotency_key: [`${original.blob.id}`],
     });
-    state.results.push({ name: file.name, memory: memory.id.toString(), chunksSent: original.chunksSent, chunkCount: original.chunkCount, chunksHeld: original.chunksHeld, resumed: original.resumed });
+    state.results.push({ name: file.name, memory: memory.id.toString(), chunksSent: original.chunksSent, chunkCount: original.chunkCount, chunksHeld: original.chunksHeld, resumed: original.resumed, bytesSent: original.chunksSent * original.blob.chunk_size, seconds: original.seconds });
     r.done(original.resumed ? `resumed: ${original.chunksSent} of ${original.chunkCount} chunks sent` : 'done');
   } catch (e) {
     const text = e instanceof KeepsakeError ? `${e.variant}: ${e.detail}` : (e as Error).name === 'AbortError' ? 'cancelled' : String(e);

@@ -73,5 +73,18 @@ fn the_web_app_uploads_resumes_after_a_reload_and_shows_the_gallery() {
         video_bytes.len() as f64 / 1e6,
         v["videoSeconds"].as_f64().unwrap()
     );
+    // The same video by the CLI on the same network, for the throughput beside the browser's.
+    keepsake::identity::write_new_ed25519_pem(&dir.join("me.pem")).unwrap();
+    let t = std::time::Instant::now();
+    net.ok(dir, &["upload", files[3].to_str().unwrap()]);
+    let cli = t.elapsed().as_secs_f64();
+    let browser = r["bytesSent"].as_f64().unwrap() / r["seconds"].as_f64().unwrap();
+    println!(
+        "throughput, 8 chunks in flight each: browser {:.1} MB/s ({:.0} MB after the reload), CLI {:.1} MB/s ({:.0} MB)",
+        browser / 1e6,
+        r["bytesSent"].as_f64().unwrap() / 1e6,
+        video_bytes.len() as f64 / cli / 1e6,
+        video_bytes.len() as f64 / 1e6
+    );
     net.interrupt();
 }
