@@ -281,6 +281,9 @@ pub struct Host {
     /// The subnet's root key: certifies state for queries (see [`crate::certify`]); a
     /// host kept in a directory keeps it there.
     pub(crate) subnet: SubnetKey,
+    /// Test fault injection: callbacks of a canister to let run before one traps (see
+    /// [`Host::inject_callback_trap`]). Not persisted.
+    pub(crate) callback_traps: BTreeMap<Principal, u32>,
 }
 
 impl fmt::Debug for Host {
@@ -326,7 +329,17 @@ impl Host {
             step: Vec::new(),
             failed: None,
             subnet: SubnetKey::generate(),
+            callback_traps: BTreeMap::new(),
         }
+    }
+
+    /// Lets the next `after` reply or reject callbacks of `canister` run as usual, then
+    /// makes the one after them trap once it has run, as a callback that fails at its
+    /// very end would: everything it did is rolled back, its cleanup callback runs, its
+    /// call context's caller gets the trap's reject. For tests of what a canister leaves
+    /// behind when a callback traps.
+    pub fn inject_callback_trap(&mut self, canister: Principal, after: u32) {
+        self.callback_traps.insert(canister, after);
     }
 
     /// Creates the canister `config` describes, installs `wasm` in it and makes it the
@@ -787,11 +800,25 @@ impl Host {
     pub(crate) fn run(&mut self, canister: Principal, entry: &Entry, mut msg: Message, limit: u64, discard: bool) -> Exec {
         msg.time = self.time;
         self.limits.apply_pages(&mut msg);
+        let mut inject = false;
+        if matches!(msg.kind, MessageKind::ReplyCallback | MessageKind::RejectCallback) {
+            if let Some(n) = self.callback_traps.get_mut(&canister) {
+                if *n == 0 {
+                    inject = true;
+                    self.callback_traps.remove(&canister);
+                } else {
+                    *n -= 1;
+                }
+            }
+        }
         let Some(c) = self.canisters.get_mut(&canister) else {
             let trap = Some(format!("ic-host: canister {canister} not found"));
             return Exec { trap, instructions: 0, msg, stable_dirtied: 0, stable_accessed: 0, heap_dirtied: 0 };
         };
         let mut exec = c.execute(entry, msg, limit);
+        if inject && exec.trap.is_none() {
+            exec.trap = Some("ic-host: trap injected at the end of this callback (Host::inject_callback_trap)".into());
+        }
         if discard || exec.trap.is_some() {
             exec.heap_dirtied = c.rollback();
         } else {
