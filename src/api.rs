@@ -166,6 +166,8 @@ pub struct UploadConfig {
     pub max_chunks_per_upload: Option<u32>,
     /// Every reply (pages included) stays below this many bytes.
     pub max_reply_bytes: Option<u64>,
+    /// Set in directory mode: capsules are created through this directory canister.
+    pub directory: Option<Principal>,
 }
 
 #[derive(CandidType, Deserialize, Serialize, Clone, Debug, PartialEq, Eq)]
@@ -192,6 +194,15 @@ pub struct Stats {
 
 #[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct CapsuleCreateArgs {
+    pub name: String,
+}
+
+/// `directory_capsules_create`: a capsule the directory placed here, with the id it
+/// chose (ids are unique across all of the directory's storage canisters).
+#[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct DirectoryCapsuleArgs {
+    pub id: u64,
+    pub owner: Principal,
     pub name: String,
 }
 
@@ -375,6 +386,9 @@ pub struct ConfigUpdate {
     pub max_capsules_per_caller: Option<u32>,
     pub max_capsules: Option<u64>,
     pub max_stored_bytes: Option<u64>,
+    /// Puts the canister in directory mode: from then on only this principal (a keepsake
+    /// `directory` canister) creates capsules, through `directory_capsules_create`.
+    pub directory: Option<Principal>,
 }
 
 /// What one housekeeping pass did (also returned by `admin_gc`).

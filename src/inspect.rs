@@ -12,16 +12,17 @@ use candid::utils::ArgumentDecoder;
 use candid::{DecoderConfig, Principal};
 use serde_bytes::ByteBuf;
 
-use crate::api::{AssetInput, AssetKind, BeginArgs, CapsuleCreateArgs, ConfigUpdate, MemoryCreateArgs, MemoryMeta, Role};
+use crate::api::{AssetInput, AssetKind, BeginArgs, CapsuleCreateArgs, ConfigUpdate, DirectoryCapsuleArgs, MemoryCreateArgs, MemoryMeta, Role};
 use crate::domain::records::{MAX_CHUNK_SIZE, MAX_INLINE_BYTES};
 
 /// Every update method; `arg_decodes` knows the argument types of each.
-pub const UPDATE_METHODS: [&str; 18] = [
+pub const UPDATE_METHODS: [&str; 19] = [
     "admin_gc",
     "admin_set_config",
     "blobs_delete",
     "capsules_accept",
     "capsules_create",
+    "directory_capsules_create",
     "capsules_remove_member",
     "capsules_rotate_link_key",
     "capsules_set_member",
@@ -56,6 +57,7 @@ pub fn arg_decodes(method: &str, arg: &[u8]) -> Option<bool> {
         "admin_set_config" => decode::<(ConfigUpdate,)>(arg).is_some(),
         "blobs_delete" | "capsules_accept" | "capsules_rotate_link_key" | "memories_delete" | "uploads_abort" => decode::<(u64,)>(arg).is_some(),
         "capsules_create" => decode::<(CapsuleCreateArgs,)>(arg).is_some(),
+        "directory_capsules_create" => decode::<(DirectoryCapsuleArgs,)>(arg).is_some(),
         "capsules_remove_member" => decode::<(u64, Principal)>(arg).is_some(),
         "capsules_set_member" => decode::<(u64, Principal, Role)>(arg).is_some(),
         "memories_add_asset" => decode::<(u64, AssetInput)>(arg).is_some(),

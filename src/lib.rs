@@ -213,6 +213,13 @@ fn capsules_create(args: CapsuleCreateArgs) -> Result<Capsule> {
     with_state(|s| s.capsules_create(&ctx, args))
 }
 
+/// Directory mode: the directory creates a user's capsule here (see `admin_set_config`).
+#[update]
+fn directory_capsules_create(args: DirectoryCapsuleArgs) -> Result<Capsule> {
+    let ctx = ctx();
+    with_state(|s| s.directory_capsules_create(&ctx, args))
+}
+
 /// The first page of the caller's capsules (`capsules_page` has them all).
 #[query]
 fn capsules_list() -> Vec<Capsule> {

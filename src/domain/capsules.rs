@@ -7,7 +7,7 @@ use super::pages::{capsule_size, collect_page};
 use super::quota::validate_config;
 use super::records::{CapsuleRecord, MAX_TEXT_LEN};
 use super::{Ctx, State};
-use crate::api::{Capsule, CapsuleCreateArgs, CapsulePage, ConfigUpdate, Error, Result, Role, UploadConfig};
+use crate::api::{Capsule, CapsuleCreateArgs, CapsulePage, ConfigUpdate, DirectoryCapsuleArgs, Error, Result, Role, UploadConfig};
 use crate::storage::{Cbor, MemberKey};
 use candid::Principal;
 
@@ -22,9 +22,53 @@ impl<M: Memory + Clone> State<M> {
                 "capsule name must be 1 to {MAX_TEXT_LEN} bytes"
             )));
         }
+        if let Some(d) = self.st.config().directory {
+            return Err(Error::Unauthorized(format!(
+                "this storage canister's capsules are created through its directory {d}: call capsules_create there"
+            )));
+        }
         self.check_capsule_create(ctx)?;
         let id = self.st.hdr.next_capsule_id;
         self.st.hdr.next_capsule_id += 1;
+        Ok(self.insert_capsule(ctx, id, name))
+    }
+
+    /// Directory mode: the directory creates `args.owner`'s capsule with the id it
+    /// chose. Idempotent: the same id, owner and name again return the capsule (the
+    /// directory retries after a lost reply); anything else with that id is a conflict.
+    pub fn directory_capsules_create(&mut self, ctx: &Ctx, args: DirectoryCapsuleArgs) -> Result<Capsule> {
+        match self.st.config().directory {
+            Some(d) if d == ctx.caller => {}
+            Some(d) => return Err(Error::Unauthorized(format!("only the directory {d} creates capsules here"))),
+            None => return Err(Error::Unauthorized("this canister is not in directory mode".into())),
+        }
+        if args.owner == Principal::anonymous() {
+            return Err(Error::InvalidArgument("a capsule's owner cannot be the anonymous principal".into()));
+        }
+        let name = args.name.trim();
+        if name.is_empty() || name.len() > MAX_TEXT_LEN {
+            return Err(Error::InvalidArgument(format!("capsule name must be 1 to {MAX_TEXT_LEN} bytes")));
+        }
+        let owner_ctx = Ctx { caller: args.owner, now: ctx.now, is_controller: false };
+        if let Some(c) = self.st.capsules.get(&args.id).map(|c| c.0) {
+            if c.created_by == Some(args.owner) && c.name == name {
+                return Ok(self.capsule_view(&owner_ctx, c));
+            }
+            return Err(Error::Conflict(format!("capsule {} already exists here", args.id)));
+        }
+        if args.id == 0 || args.id == u64::MAX {
+            return Err(Error::InvalidArgument("capsule id must be 1 to 2^64-2".into()));
+        }
+        // The directory places by room; the canister's own capsule limit still holds.
+        let cfg = self.st.config();
+        if self.st.capsules.len() >= cfg.max_capsules {
+            return Err(Error::QuotaExceeded(format!("the canister holds its maximum of {} capsules", cfg.max_capsules)));
+        }
+        self.st.hdr.next_capsule_id = self.st.hdr.next_capsule_id.max(args.id + 1);
+        Ok(self.insert_capsule(&owner_ctx, args.id, name))
+    }
+
+    fn insert_capsule(&mut self, ctx: &Ctx, id: u64, name: &str) -> Capsule {
         let rec = CapsuleRecord {
             id,
             name: name.to_string(),
@@ -41,7 +85,7 @@ impl<M: Memory + Clone> State<M> {
         self.st.members.insert(MemberKey { principal: ctx.caller, capsule_id: id }, Role::Owner as u8);
         self.count_capsule_created(ctx.caller);
         self.st.save_header();
-        Ok(self.capsule_view(ctx, rec))
+        self.capsule_view(ctx, rec)
     }
 
     /// The first page of the capsules the caller belongs to (`capsules_page` has them
@@ -84,6 +128,7 @@ impl<M: Memory + Clone> State<M> {
             max_capsules_per_caller,
             max_capsules,
             max_stored_bytes,
+            directory,
         } = u;
         set(&mut cfg.max_file_size, max_file_size);
         set(&mut cfg.max_capsule_bytes, max_capsule_bytes);
@@ -92,6 +137,12 @@ impl<M: Memory + Clone> State<M> {
         set(&mut cfg.max_capsules_per_caller, max_capsules_per_caller);
         set(&mut cfg.max_capsules, max_capsules);
         set(&mut cfg.max_stored_bytes, max_stored_bytes);
+        if let Some(d) = directory {
+            if d == Principal::anonymous() {
+                return Err(Error::InvalidArgument("the directory cannot be the anonymous principal".into()));
+            }
+            cfg.directory = Some(d);
+        }
         validate_config(&cfg)?;
         self.st.set_config(cfg.clone());
         Ok(cfg.view())

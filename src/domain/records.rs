@@ -62,6 +62,10 @@ pub struct Config {
     pub max_capsules: u64,
     #[serde(default = "default_stored_bytes")]
     pub max_stored_bytes: u64,
+    /// Directory mode: only this canister (a keepsake `directory`) creates capsules,
+    /// with ids it chooses; users upload and read here directly.
+    #[serde(default)]
+    pub directory: Option<Principal>,
 }
 
 fn default_capsule_bytes() -> u64 {
@@ -87,6 +91,7 @@ impl Default for Config {
             max_capsules_per_caller: default_capsules_per_caller(),
             max_capsules: default_capsules(),
             max_stored_bytes: default_stored_bytes(),
+            directory: None,
         }
     }
 }
@@ -109,6 +114,7 @@ impl Config {
             max_members_per_capsule: Some(MAX_MEMBERS as u32),
             max_chunks_per_upload: Some(MAX_CHUNKS),
             max_reply_bytes: Some(MAX_REPLY_BYTES),
+            directory: self.directory,
         }
     }
 }

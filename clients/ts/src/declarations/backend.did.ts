@@ -173,6 +173,11 @@ export interface ChunkRange {
  * Controllers change limits with `admin_set_config`; `null` keeps a value.
  */
 export interface ConfigUpdate {
+  /**
+   * Puts the canister in directory mode: from then on only this principal (a keepsake
+   * `directory` canister) creates capsules, through `directory_capsules_create`.
+   */
+  'directory' : [] | [Principal],
   'max_live_sessions_per_caller' : [] | [number],
   'max_stored_bytes' : [] | [bigint],
   'session_ttl_ns' : [] | [bigint],
@@ -180,6 +185,15 @@ export interface ConfigUpdate {
   'max_capsules_per_caller' : [] | [number],
   'max_capsule_bytes' : [] | [bigint],
   'max_file_size' : [] | [bigint],
+}
+/**
+ * `directory_capsules_create`: a capsule the directory placed here, with the id it
+ * chose (ids are unique across all of the directory's storage canisters).
+ */
+export interface DirectoryCapsuleArgs {
+  'id' : bigint,
+  'owner' : Principal,
+  'name' : string,
 }
 /**
  * Every refusal of the canister: a kind a client can match on, and a message a human
@@ -401,6 +415,10 @@ export interface Stats {
   'reserved_bytes' : [] | [bigint],
 }
 export interface UploadConfig {
+  /**
+   * Set in directory mode: capsules are created through this directory canister.
+   */
+  'directory' : [] | [Principal],
   'max_live_sessions_per_caller' : number,
   /**
    * Bytes the canister stores at most (blobs, inline assets, reserved uploads, space
@@ -470,6 +488,10 @@ export interface _SERVICE {
   'capsules_rotate_link_key' : ActorMethod<[bigint], Result_7>,
   'capsules_set_member' : ActorMethod<[bigint, Principal, Role], Result_6>,
   /**
+   * Directory mode: the directory creates a user's capsule here (see `admin_set_config`).
+   */
+  'directory_capsules_create' : ActorMethod<[DirectoryCapsuleArgs], Result_6>,
+  /**
    * Serves memories over HTTP, certified (see README "Photos and videos over HTTP").
    */
   'http_request' : ActorMethod<[HttpRequest], HttpResponse>,
@@ -518,6 +540,7 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
   });
   const Result = IDL.Variant({ 'Ok' : GcReport, 'Err' : Error });
   const ConfigUpdate = IDL.Record({
+    'directory' : IDL.Opt(IDL.Principal),
     'max_live_sessions_per_caller' : IDL.Opt(IDL.Nat32),
     'max_stored_bytes' : IDL.Opt(IDL.Nat64),
     'session_ttl_ns' : IDL.Opt(IDL.Nat64),
@@ -527,6 +550,7 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'max_file_size' : IDL.Opt(IDL.Nat64),
   });
   const UploadConfig = IDL.Record({
+    'directory' : IDL.Opt(IDL.Principal),
     'max_live_sessions_per_caller' : IDL.Nat32,
     'max_stored_bytes' : IDL.Opt(IDL.Nat64),
     'session_ttl_ns' : IDL.Nat64,
@@ -599,6 +623,11 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'next_cursor' : IDL.Opt(IDL.Nat64),
   });
   const Result_7 = IDL.Variant({ 'Ok' : IDL.Nat32, 'Err' : Error });
+  const DirectoryCapsuleArgs = IDL.Record({
+    'id' : IDL.Nat64,
+    'owner' : IDL.Principal,
+    'name' : IDL.Text,
+  });
   const HttpRequest = IDL.Record({
     'url' : IDL.Text,
     'method' : IDL.Text,
@@ -798,6 +827,11 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'capsules_rotate_link_key' : IDL.Func([IDL.Nat64], [Result_7], []),
     'capsules_set_member' : IDL.Func(
         [IDL.Nat64, IDL.Principal, Role],
+        [Result_6],
+        [],
+      ),
+    'directory_capsules_create' : IDL.Func(
+        [DirectoryCapsuleArgs],
         [Result_6],
         [],
       ),
