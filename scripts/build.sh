@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the backend canister: release Wasm (size-optimised; sha2 at opt-level 3),
+# Builds the canisters, backend then directory: release Wasm (size-optimised; sha2 at opt-level 3),
 # shrunk with ic-wasm, `candid:service` metadata embedded, gzipped at the path dfx.json
 # names. Installs what it needs (the wasm32 target, ic-wasm from npm) on first run.
 set -euo pipefail
@@ -14,19 +14,24 @@ TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 OUT_DIR="$ROOT/target/canister"
 mkdir -p "$OUT_DIR"
 
-cargo build --locked --release --target wasm32-unknown-unknown -p backend
-RAW="$TARGET_DIR/wasm32-unknown-unknown/release/backend.wasm"
-WASM="$OUT_DIR/backend.wasm"
 
-"$IC_WASM" "$RAW" -o "$WASM" shrink
-"$IC_WASM" "$WASM" -o "$WASM" metadata candid:service -f backend.did -v public
+# build_canister PACKAGE DID: release Wasm, shrunk, `candid:service` embedded, gzipped.
+build_canister() {
+  local pkg="$1" did="$2"
+  cargo build --locked --release --target wasm32-unknown-unknown -p "$pkg"
+  local raw="$TARGET_DIR/wasm32-unknown-unknown/release/$pkg.wasm"
+  local wasm="$OUT_DIR/$pkg.wasm"
+  "$IC_WASM" "$raw" -o "$wasm" shrink
+  "$IC_WASM" "$wasm" -o "$wasm" metadata candid:service -f "$did" -v public
+  # The Wasm must advertise exactly the checked-in interface.
+  # ($(...) drops trailing newlines on both sides; ic-wasm prints one extra.)
+  if [ "$("$IC_WASM" "$wasm" metadata candid:service)" != "$(cat "$did")" ]; then
+    echo "build.sh: candid:service in $pkg.wasm differs from $did" >&2
+    exit 1
+  fi
+  gzip -n -9 -c "$wasm" > "$wasm.gz"
+  echo "built $wasm.gz ($(stat -c %s "$wasm") bytes raw, $(stat -c %s "$wasm.gz") gzipped)"
+}
 
-# The Wasm must advertise exactly the checked-in interface.
-# ($(...) drops trailing newlines on both sides; ic-wasm prints one extra.)
-if [ "$("$IC_WASM" "$WASM" metadata candid:service)" != "$(cat backend.did)" ]; then
-  echo "build.sh: candid:service in the Wasm differs from backend.did" >&2
-  exit 1
-fi
-
-gzip -n -9 -c "$WASM" > "$WASM.gz"
-echo "built $WASM.gz ($(stat -c %s "$WASM") bytes raw, $(stat -c %s "$WASM.gz") gzipped)"
+build_canister backend backend.did
+build_canister directory crates/directory/directory.did
