@@ -76,7 +76,9 @@ pub fn classify(e: AgentError) -> TransportError {
     match e {
         AgentError::CertifiedReject { reject, .. }
         | AgentError::UncertifiedReject { reject, .. } => {
-            if reject.reject_code == RejectCode::SysTransient {
+            // A stopped or stopping canister (an upgrade, say) runs again soon.
+            let stopped = matches!(reject.error_code.as_deref(), Some("IC0508" | "IC0509"));
+            if reject.reject_code == RejectCode::SysTransient || stopped {
                 TransportError::Transient(reject.reject_message)
             } else {
                 TransportError::Fatal {
@@ -105,29 +107,36 @@ pub struct AgentTransport {
     url: Url,
 }
 
+/// An agent for `url` as `identity` (anonymous without one); fetches the root key only
+/// for a local replica. Returns it with its principal.
+pub async fn build_agent(url: &Url, identity: Option<&Path>) -> anyhow::Result<(Agent, Principal)> {
+    let identity: Arc<dyn Identity> = match identity {
+        Some(p) => Arc::from(load_identity(p)?),
+        None => Arc::new(AnonymousIdentity),
+    };
+    let caller = identity.sender().map_err(|e| anyhow!("identity: {e}"))?;
+    let agent = Agent::builder()
+        .with_url(url.as_str())
+        .with_arc_identity(identity)
+        .build()
+        .with_context(|| format!("building an agent for {url}"))?;
+    if needs_root_key(url) {
+        agent
+            .fetch_root_key()
+            .await
+            .with_context(|| format!("fetching the root key of the local replica at {url}"))?;
+    }
+    Ok((agent, caller))
+}
+
 impl AgentTransport {
-    /// Builds the agent; fetches the root key only for a local replica.
+    /// Builds the agent (see [`build_agent`]).
     pub async fn connect(
         url: Url,
         canister: Principal,
         identity: Option<&Path>,
     ) -> anyhow::Result<Self> {
-        let identity: Arc<dyn Identity> = match identity {
-            Some(p) => Arc::from(load_identity(p)?),
-            None => Arc::new(AnonymousIdentity),
-        };
-        let caller = identity.sender().map_err(|e| anyhow!("identity: {e}"))?;
-        let agent = Agent::builder()
-            .with_url(url.as_str())
-            .with_arc_identity(identity)
-            .build()
-            .with_context(|| format!("building an agent for {url}"))?;
-        if needs_root_key(&url) {
-            agent
-                .fetch_root_key()
-                .await
-                .with_context(|| format!("fetching the root key of the local replica at {url}"))?;
-        }
+        let (agent, caller) = build_agent(&url, identity).await?;
         Ok(Self {
             agent,
             canister,

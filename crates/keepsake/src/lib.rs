@@ -6,6 +6,7 @@ pub mod agent;
 pub mod archive;
 pub mod client;
 pub mod derive;
+pub mod directory;
 pub mod download;
 pub mod embedded;
 pub mod export;

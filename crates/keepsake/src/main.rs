@@ -58,6 +58,10 @@ struct Global {
     /// Canister id (with --network).
     #[arg(long, global = true, env = "KEEPSAKE_CANISTER")]
     canister: Option<String>,
+    /// A keepsake directory canister (with --network): the capsule's storage canister is
+    /// looked up there (and cached); commands without a capsule use your first one.
+    #[arg(long, global = true, env = "KEEPSAKE_DIRECTORY", conflicts_with = "canister")]
+    directory: Option<String>,
     /// PEM identity (Ed25519 or secp256k1). Default: anonymous with --network, the state folder's own identity embedded.
     #[arg(long, global = true)]
     identity: Option<PathBuf>,
@@ -191,6 +195,10 @@ enum Cmd {
         /// clients/web/dist of this repository, when it is built).
         #[arg(long)]
         app: Option<PathBuf>,
+        /// Also run a directory canister with this many storage canisters (directory
+        /// mode; 0: none). Kept in the state folder; more are added, never removed.
+        #[arg(long, default_value_t = 0)]
+        storage: usize,
     },
     /// Write a generated, photo-like JPEG (for demos and tests).
     SamplePhoto {
@@ -370,7 +378,12 @@ fn mb_per_s(bytes: u64, secs: f64) -> f64 {
     }
 }
 
-async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+async fn run(mut cli: Cli) -> anyhow::Result<ExitCode> {
+    if cli.global.directory.is_some() {
+        if let Some(code) = cmd::directory::resolve(&mut cli.global, &mut cli.cmd).await? {
+            return Ok(code);
+        }
+    }
     let g = &cli.global;
     match &cli.cmd {
         Cmd::SamplePhoto {
@@ -469,8 +482,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::Serve { port, bind, controllers, app } => {
-            cmd::serve::serve(g, cmd::serve::ServeArgs { bind: *bind, port: *port, controllers, app: app.as_deref() }).await
+        Cmd::Serve { port, bind, controllers, app, storage } => {
+            cmd::serve::serve(g, cmd::serve::ServeArgs { bind: *bind, port: *port, controllers, app: app.as_deref(), storage: *storage }).await
         }
         Cmd::Whoami => {
             let client = connect(g, false).await?;

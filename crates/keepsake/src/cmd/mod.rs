@@ -2,6 +2,7 @@
 //! (`keepsake::{members, links, remove, export, import}`) and prints text or `--json`.
 
 pub mod capsule;
+pub mod directory;
 pub mod links;
 pub mod rm;
 pub mod serve;

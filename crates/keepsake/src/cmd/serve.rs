@@ -20,6 +20,8 @@ pub struct ServeArgs<'a> {
     pub port: u16,
     pub controllers: &'a [String],
     pub app: Option<&'a std::path::Path>,
+    /// Storage canisters of a directory (0: no directory).
+    pub storage: usize,
 }
 
 pub async fn serve(g: &crate::Global, a: ServeArgs<'_>) -> anyhow::Result<ExitCode> {
@@ -39,6 +41,18 @@ pub async fn serve(g: &crate::Global, a: ServeArgs<'_>) -> anyhow::Result<ExitCo
         host.set_controllers(all);
         host.sync()?;
     }
+    let directory = if a.storage > 0 {
+        let dir_wasm_path = wasm_path.with_file_name("directory.wasm.gz");
+        let dir_wasm = std::fs::read(&dir_wasm_path)
+            .with_context(|| format!("reading the directory Wasm {} (scripts/build.sh builds it)", dir_wasm_path.display()))?;
+        let extra: Vec<Principal> = host.controllers().to_vec();
+        let state = g.state.join(embedded::HOST_DIR);
+        let (id, storage) = keepsake::directory::setup_local(&mut host, &state, &dir_wasm, &wasm, a.storage, &extra)?;
+        host.sync()?;
+        Some((id, storage))
+    } else {
+        None
+    };
     let app_dir = match a.app {
         Some(dir) => Some(dir.to_path_buf()),
         None => Some(embedded::repo_root().join("clients/web/dist")).filter(|d| d.join("index.html").is_file()),
@@ -47,12 +61,16 @@ pub async fn serve(g: &crate::Global, a: ServeArgs<'_>) -> anyhow::Result<ExitCo
     let app_url = app.as_ref().map(|_| ());
     let net = ic_net::Network::start_with_app(host, SocketAddr::new(a.bind, a.port), app)?;
     let root_key = hex(&net.root_key());
+    let dir_json = directory.as_ref().map(|(d, s)| json!({ "id": d.to_text(), "storage": s.iter().map(Principal::to_text).collect::<Vec<_>>() }));
     if g.json {
-        println!("{}", json!({ "ok": true, "url": net.url(), "canister": canister.to_text(), "root_key": root_key }));
+        println!("{}", json!({ "ok": true, "url": net.url(), "canister": canister.to_text(), "root_key": root_key, "directory": dir_json }));
     } else {
         println!("keepsake: local IC network at {}", net.url());
         println!("canister  {canister}");
         println!("root key  {root_key}");
+        if let Some((d, storage)) = &directory {
+            println!("directory {d}  (storage: {})", storage.iter().map(Principal::to_text).collect::<Vec<_>>().join(", "));
+        }
         println!("state     {}", g.state.join(embedded::HOST_DIR).display());
         if app_url.is_some() {
             println!("web app   {}/  (photos: http://{canister}.localhost:{}/m/<memory>/<asset>)", net.url(), net.url().rsplit(':').next().unwrap_or_default());
