@@ -25,6 +25,25 @@ thread_local! {
     static REFRESH_LIVE: Cell<bool> = const { Cell::new(false) };
 }
 
+/// Clears a "task is running" flag when the task ends, also when a trap in one of its
+/// callbacks cancels it (the cleanup callback drops the future).
+struct Live(&'static std::thread::LocalKey<Cell<bool>>);
+impl Live {
+    /// None if the task already runs.
+    fn take(flag: &'static std::thread::LocalKey<Cell<bool>>) -> Option<Live> {
+        if flag.replace(true) {
+            None
+        } else {
+            Some(Live(flag))
+        }
+    }
+}
+impl Drop for Live {
+    fn drop(&mut self) {
+        self.0.set(false);
+    }
+}
+
 /// Removes `id` from IN_FLIGHT when the future ends, a trap's cleanup included.
 struct InFlight(u64);
 impl InFlight {
@@ -204,9 +223,9 @@ pub fn set_wasm(wasm: Vec<u8>) -> Result<ByteBuf> {
 /// One look at every storage canister: reachability, room, cycles (topped up below the
 /// threshold), then the placements left pending by a failure are finished or dropped.
 pub async fn refresh() -> Vec<StorageInfo> {
-    if REFRESH_LIVE.replace(true) {
+    let Some(_live) = Live::take(&REFRESH_LIVE) else {
         return with_store(|s| s.storage_list());
-    }
+    };
     let list = with_store(|s| s.storage_list());
     for info in list {
         let id = info.canister_id;
@@ -241,7 +260,6 @@ pub async fn refresh() -> Vec<StorageInfo> {
         }
     }
     reconcile().await;
-    REFRESH_LIVE.set(false);
     with_store(|s| s.storage_list())
 }
 
@@ -327,11 +345,13 @@ pub fn start_upgrade() -> Result<UpgradeStatus> {
 /// directory itself, too).
 pub fn ensure_upgrade_task() {
     let running = with_store(|s| s.meta().upgrade.is_some_and(|u| u.status.state == UpgradeState::Running));
-    if running && !UPGRADE_LIVE.get() {
-        UPGRADE_LIVE.set(true);
-        ic_cdk::futures::spawn(async {
+    if !running {
+        return;
+    }
+    if let Some(live) = Live::take(&UPGRADE_LIVE) {
+        ic_cdk::futures::spawn(async move {
+            let _live = live;
             run_upgrade().await;
-            UPGRADE_LIVE.set(false);
         });
     }
 }

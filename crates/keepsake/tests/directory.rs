@@ -207,6 +207,53 @@ fn a_directory_places_capsules_upgrades_its_storage_and_survives_failures() {
     assert_eq!(sha(&cwd.join("a.back")), sha(&cwd.join("a.bin")));
     let cache = std::fs::read_to_string(cwd.join("cli/directory-cache.json")).unwrap();
     assert!(cache.contains(&a.canister_id.to_text()), "{cache}");
+    // One lookup, then cached: with the directory stopped, the capsule is still found.
+    mgmt_call(&admin, "stop_canister", d).unwrap();
+    cli_ok(&n, cwd, &["ls", "--capsule", &a.capsule_id.to_string()]);
+    mgmt_call(&admin, "start_canister", d).unwrap();
+
+    // Figures: what the directory adds per capsule and per lookup (instructions as the
+    // IC counts them, every message the call caused).
+    let per_canister = |calls: &[ic_host::CallResult]| {
+        let mut m: BTreeMap<String, (usize, u64)> = BTreeMap::new();
+        for c in calls {
+            let who = if c.canister == d { "directory".to_string() } else { format!("storage {}", c.canister) };
+            let e = m.entry(who).or_default();
+            e.0 += 1;
+            e.1 += c.instructions;
+        }
+        m
+    };
+    create(&user, d, "figures").unwrap();
+    let calls = n.net.exec().last_call().unwrap();
+    let total: u64 = calls.iter().map(|c| c.instructions).sum();
+    eprintln!("capsules_create through the directory: {} messages, {total} instructions: {:?}", calls.len(), per_canister(&calls));
+    let plain = n.net.exec().with_host(|h| h.canister_id()).unwrap();
+    let _ = update_raw(&user, plain, "capsules_create", candid::encode_one(dir::CapsuleCreateArgs { name: "plain".into() }).unwrap()).unwrap();
+    let calls = n.net.exec().last_call().unwrap();
+    eprintln!("capsules_create on a single backend: {} messages, {} instructions", calls.len(), calls.iter().map(|c| c.instructions).sum::<u64>());
+    let _: dir::Result<CapsuleLocation> = query(&user, d, "capsules_locate", candid::encode_one(a.capsule_id).unwrap());
+    let calls = n.net.exec().last_call().unwrap();
+    eprintln!("capsules_locate (once per capsule and client, then cached): {} instructions", calls.iter().map(|c| c.instructions).sum::<u64>());
+
+    // Cycles: storage canisters below the threshold are topped up at the next refresh.
+    let cycles_of = |id: Principal| n.net.exec().with_host(move |h| h.cycle_balance(id).unwrap()).unwrap();
+    let before: Vec<u128> = n.storage.iter().map(|s| cycles_of(*s)).collect();
+    let dir_before = cycles_of(d);
+    let big = 1u64 << 60;
+    let cfg: dir::Result<dir::DirectoryConfig> =
+        update(&admin, d, "admin_set_config", dir::ConfigUpdate { top_up_below: Some(big), top_up_cycles: Some(500_000_000_000), ..Default::default() });
+    cfg.unwrap();
+    let _: dir::Result<Vec<StorageInfo>> = update(&admin, d, "admin_refresh", ());
+    for (s, b) in n.storage.iter().zip(&before) {
+        let now = cycles_of(*s);
+        assert!(now >= b + 499_000_000_000 && now <= b + 500_000_000_000, "{s}: {b} → {now}");
+    }
+    assert!(cycles_of(d) <= dir_before - 1_500_000_000_000, "the directory paid the top-ups");
+    let cfg: dir::Result<dir::DirectoryConfig> = update(&admin, d, "admin_set_config", dir::ConfigUpdate { top_up_below: Some(0), ..Default::default() });
+    cfg.unwrap();
+    let _: dir::Result<Vec<StorageInfo>> = update(&admin, d, "admin_refresh", ());
+    assert!(cycles_of(n.storage[0]) <= before[0] + 500_000_000_000, "not topped up above the threshold");
 
     // Fill storage canister 0 to its limit: new capsules go elsewhere, uploads that fit
     // still work there.
@@ -325,8 +372,17 @@ fn a_directory_places_capsules_upgrades_its_storage_and_survives_failures() {
     std::thread::sleep(std::time::Duration::from_millis(1500));
     let h: dir::Result<serde_bytes::ByteBuf> = update(&admin, d, "admin_set_storage_wasm", serde_bytes::ByteBuf::from(gz.clone()));
     let target = h.unwrap();
+    // The directory's callback of the first stop traps: the run stops there, the
+    // canister stays stopped (uploads into it retry), and the operator resumes it.
+    n.net.exec().with_host(move |h| h.inject_callback_trap(dcopy, 1)).unwrap();
     let started: dir::Result<dir::UpgradeStatus> = update(&admin, d, "admin_upgrade_storage", ());
     assert_eq!(started.unwrap().total, 3);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let u = status(&admin, d).upgrade.unwrap();
+    assert_eq!((u.state.clone(), u.done, u.current), (UpgradeState::Running, 0, Some(n.storage[0])), "{u:?}");
+    assert_eq!(storage_of(&admin, d)[0].state, StorageState::Upgrading);
+    let resumed: dir::Result<dir::UpgradeStatus> = update(&admin, d, "admin_upgrade_storage", ());
+    assert_eq!(resumed.unwrap().done, 0);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
     loop {
         let u = status(&admin, d).upgrade.unwrap();
