@@ -1,5 +1,6 @@
-// Fails when src/declarations/ (generated from backend.did by @icp-sdk/bindgen) is not
-// what `npm run bindgen` makes from the backend.did checked in next to it.
+// Fails when src/declarations/ and src/declarations-directory/ (generated from backend.did
+// and directory.did by @icp-sdk/bindgen) are not what `npm run bindgen` makes from the
+// .did files checked in.
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -7,14 +8,19 @@ import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+for (const [did, dir] of [['../../backend.did', 'src/declarations'], ['../../crates/directory/directory.did', 'src/declarations-directory']]) {
+  check(did, dir);
+}
+
+function check(did, dir) {
 const out = mkdtempSync(join(tmpdir(), 'keepsake-bindgen-'));
 try {
   execFileSync(
     join(root, 'node_modules/.bin/icp-bindgen'),
-    ['--did-file', join(root, '../../backend.did'), '--out-dir', out, '--actor-disabled', '--declarations-typescript', '--declarations-flat', '--force'],
+    ['--did-file', join(root, did), '--out-dir', out, '--actor-disabled', '--declarations-typescript', '--declarations-flat', '--force'],
     { stdio: 'pipe' },
   );
-  const committed = join(root, 'src/declarations');
+  const committed = join(root, dir);
   const files = readdirSync(out).sort();
   const drift = files.filter((f) => {
     try {
@@ -24,10 +30,11 @@ try {
     }
   });
   if (drift.length || readdirSync(committed).sort().join() !== files.join()) {
-    console.error(`bindings drifted from backend.did: ${drift.join(', ') || 'file list'}; run \`npm run bindgen\` in clients/ts`);
+    console.error(`bindings drifted from ${did}: ${drift.join(', ') || 'file list'}; run \`npm run bindgen\` in clients/ts`);
     process.exit(1);
   }
-  console.log(`bindings match backend.did (${files.join(', ')})`);
+  console.log(`bindings match ${did} (${files.join(', ')})`);
 } finally {
   rmSync(out, { recursive: true, force: true });
+}
 }

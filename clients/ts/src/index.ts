@@ -315,3 +315,5 @@ export async function photoDerivatives(photo: Blob): Promise<{ display: Blob; th
   };
   return { display: await scaled(2048, 0.85), thumbnail: await scaled(512, 0.8), placeholder: await scaled(32, 0.6) };
 }
+
+export { KeepsakeDirectory, DirectoryError, type LocationCache, type CapsuleLocation, type StorageInfo } from './directory.js';

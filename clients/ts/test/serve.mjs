@@ -8,12 +8,13 @@ import { createInterface } from 'node:readline';
 import { HttpAgent } from '@icp-sdk/core/agent';
 import { Ed25519KeyIdentity } from '@icp-sdk/core/identity';
 
-export async function startServe() {
+/** `extra`: more `serve` arguments (e.g. `--storage 2`). */
+export async function startServe(extra = []) {
   const bin = process.env.KEEPSAKE_BIN;
   const wasm = process.env.KEEPSAKE_WASM;
   if (!bin || !wasm) throw new Error('set KEEPSAKE_BIN and KEEPSAKE_WASM (crates/keepsake/tests/ts_client.rs does)');
   const dir = mkdtempSync(join(tmpdir(), 'keepsake-ts-'));
-  const child = spawn(bin, ['--state', join(dir, 'state'), '--wasm', wasm, '--json', 'serve', '--port', '0'], { stdio: ['ignore', 'pipe', 'ignore'] });
+  const child = spawn(bin, ['--state', join(dir, 'state'), '--wasm', wasm, '--json', 'serve', '--port', '0', ...extra], { stdio: ['ignore', 'pipe', 'ignore'] });
   const first = await new Promise((resolve, reject) => {
     const lines = createInterface({ input: child.stdout });
     lines.once('line', resolve);
@@ -23,6 +24,7 @@ export async function startServe() {
   return {
     url: info.url,
     canisterId: info.canister,
+    directory: info.directory,
     dir,
     /** Ctrl-C, then (once it has closed its store) the state folder goes. */
     async stop() {

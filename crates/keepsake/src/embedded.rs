@@ -56,6 +56,19 @@ pub fn resolve_wasm(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
     Ok(wasm)
 }
 
+/// The directory canister's Wasm: $KEEPSAKE_DIRECTORY_WASM, else `directory.wasm.gz` beside
+/// the backend's Wasm, else the repository's build.
+pub fn resolve_directory_wasm(backend: &Path) -> PathBuf {
+    if let Some(p) = std::env::var_os("KEEPSAKE_DIRECTORY_WASM") {
+        return PathBuf::from(p);
+    }
+    let beside = backend.with_file_name("directory.wasm.gz");
+    if beside.exists() {
+        return beside;
+    }
+    repo_root().join("target/canister/directory.wasm.gz")
+}
+
 fn now_ns() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)

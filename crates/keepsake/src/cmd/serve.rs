@@ -42,7 +42,7 @@ pub async fn serve(g: &crate::Global, a: ServeArgs<'_>) -> anyhow::Result<ExitCo
         host.sync()?;
     }
     let directory = if a.storage > 0 {
-        let dir_wasm_path = wasm_path.with_file_name("directory.wasm.gz");
+        let dir_wasm_path = embedded::resolve_directory_wasm(&wasm_path);
         let dir_wasm = std::fs::read(&dir_wasm_path)
             .with_context(|| format!("reading the directory Wasm {} (scripts/build.sh builds it)", dir_wasm_path.display()))?;
         let extra: Vec<Principal> = host.controllers().to_vec();

@@ -1,0 +1,103 @@
+// Directory mode: a keepsake `directory` canister places capsules on storage canisters.
+// `KeepsakeDirectory` finds the storage canister of a capsule (one query, then cached:
+// a capsule never moves) and gives a `Keepsake` client for it; users upload and read on
+// the storage canister directly.
+import { Actor, type ActorSubclass, type HttpAgent } from '@icp-sdk/core/agent';
+import { Principal } from '@icp-sdk/core/principal';
+import {
+  idlFactory as directoryIdl,
+  type _SERVICE as DirectoryService,
+  type CapsuleLocation,
+  type Error as DirectoryErrorVariant,
+  type LocationPage,
+} from './declarations-directory/directory.did.js';
+import { Keepsake } from './index.js';
+
+export type { CapsuleLocation, StorageInfo } from './declarations-directory/directory.did.js';
+export { directoryIdl };
+
+/** A refusal of the directory (`NoRoom`, `NotFound`, …). Never retried. */
+export class DirectoryError extends Error {
+  readonly variant: string;
+  readonly detail: string;
+  constructor(readonly error: DirectoryErrorVariant, readonly method: string) {
+    const [variant, detail] = Object.entries(error)[0] as [string, string];
+    super(`${method}: ${variant}: ${detail}`);
+    this.name = 'DirectoryError';
+    this.variant = variant;
+    this.detail = detail;
+  }
+}
+
+/** Where locations are kept between sessions (e.g. `localStorage`); a Map by default. */
+export interface LocationCache {
+  getItem(key: string): string | null;
+  setItem(key: string, value: string): void;
+}
+
+class MapCache implements LocationCache {
+  private m = new Map<string, string>();
+  getItem(key: string) {
+    return this.m.get(key) ?? null;
+  }
+  setItem(key: string, value: string) {
+    this.m.set(key, value);
+  }
+}
+
+function ok<T>(r: { Ok: T } | { Err: DirectoryErrorVariant }, method: string): T {
+  if ('Err' in r) throw new DirectoryError(r.Err, method);
+  return r.Ok;
+}
+
+export class KeepsakeDirectory {
+  readonly actor: ActorSubclass<DirectoryService>;
+  private readonly id: string;
+
+  constructor(readonly agent: HttpAgent, directoryId: Principal | string, private readonly cache: LocationCache = new MapCache()) {
+    this.id = directoryId.toString();
+    this.actor = Actor.createActor<DirectoryService>(directoryIdl, { agent, canisterId: directoryId });
+  }
+
+  private key(capsuleId: bigint) {
+    return `keepsake:${this.id}:capsule:${capsuleId}`;
+  }
+
+  private remember(l: CapsuleLocation) {
+    this.cache.setItem(this.key(l.capsule_id), l.canister_id.toText());
+  }
+
+  /** The storage canister of `capsuleId`: the cache, else one query to the directory. */
+  async locate(capsuleId: bigint): Promise<Principal> {
+    const cached = this.cache.getItem(this.key(capsuleId));
+    if (cached) return Principal.fromText(cached);
+    const l = ok(await this.actor.capsules_locate(capsuleId), 'capsules_locate');
+    this.remember(l);
+    return l.canister_id;
+  }
+
+  /** A client for the storage canister that holds `capsuleId`. */
+  async keepsakeFor(capsuleId: bigint): Promise<Keepsake> {
+    return new Keepsake(this.agent, await this.locate(capsuleId));
+  }
+
+  /** Creates a capsule of the caller (placed where there is room). */
+  async createCapsule(name: string): Promise<CapsuleLocation> {
+    const l = ok(await this.actor.capsules_create({ name }), 'capsules_create');
+    this.remember(l);
+    return l;
+  }
+
+  /** Every capsule the caller owns, across all storage canisters. */
+  async capsules(): Promise<CapsuleLocation[]> {
+    const all: CapsuleLocation[] = [];
+    let cursor: [] | [bigint] = [];
+    for (;;) {
+      const page: LocationPage = await this.actor.capsules_list(cursor, []);
+      page.capsules.forEach((l: CapsuleLocation) => this.remember(l));
+      all.push(...page.capsules);
+      if (page.next_cursor.length === 0) return all;
+      cursor = [page.next_cursor[0]];
+    }
+  }
+}

@@ -1,0 +1,56 @@
+// @keepsake/client in directory mode against `keepsake serve --storage 2`: capsules are
+// created through the directory, a capsule's storage canister is found with one query
+// and then cached, and uploads go to the storage canister directly.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { Ed25519KeyIdentity } from '@icp-sdk/core/identity';
+import { KeepsakeDirectory, DirectoryError } from '../dist/index.js';
+import { startServe, agentFor, bytes } from './serve.mjs';
+
+let net;
+before(async () => { net = await startServe(['--storage', '2']); });
+after(async () => { await net?.stop(); });
+
+test('directory mode: create through the directory, locate once (cached), upload to the storage canister', async () => {
+  assert.equal(net.directory.storage.length, 2);
+  const identity = Ed25519KeyIdentity.generate();
+  // Count the requests that reach the directory.
+  let toDirectory = 0;
+  const counting = (input, init) => {
+    if (String(input).includes(net.directory.id)) toDirectory++;
+    return globalThis.fetch(input, init);
+  };
+  const store = new Map();
+  const cache = { getItem: (k) => store.get(k) ?? null, setItem: (k, v) => store.set(k, v) };
+  const agent = await agentFor(net.url, identity, counting);
+  const dir = new KeepsakeDirectory(agent, net.directory.id, cache);
+  const a = await dir.createCapsule('first');
+  const b = await dir.createCapsule('second');
+  assert.notEqual(a.canister_id.toText(), b.canister_id.toText(), 'two empty storage canisters: one capsule each');
+  assert.ok(net.directory.storage.includes(a.canister_id.toText()));
+  const mine = await dir.capsules();
+  assert.deepEqual(mine.map((l) => l.capsule_id), [a.capsule_id, b.capsule_id]);
+
+  // A fresh client with an empty cache asks the directory once, then never again.
+  const store2 = new Map();
+  const fresh = new KeepsakeDirectory(agent, net.directory.id, { getItem: (k) => store2.get(k) ?? null, setItem: (k, v) => store2.set(k, v) });
+  const before = toDirectory;
+  const k = await fresh.keepsakeFor(b.capsule_id);
+  assert.equal(k.canisterId.toString(), b.canister_id.toText());
+  const afterFirst = toDirectory;
+  assert.ok(afterFirst > before, 'the first lookup asks the directory');
+  await fresh.locate(b.capsule_id);
+  await fresh.keepsakeFor(b.capsule_id);
+  assert.equal(toDirectory, afterFirst, 'later lookups come from the cache');
+
+  const data = bytes(3_000_000, 9);
+  const r = await k.upload(new Blob([data], { type: 'image/jpeg' }), { capsuleId: b.capsule_id, name: 'p.jpg' });
+  const back = await k.download(r.blob.id);
+  assert.ok(Buffer.compare(Buffer.from(back), Buffer.from(data)) === 0);
+  assert.equal(toDirectory, afterFirst, 'uploads and downloads do not touch the directory');
+
+  // The storage canister refuses capsules made around the directory; unknown capsules are typed refusals.
+  await assert.rejects(() => k.capsulesCreate('around'), (e) => e.variant === 'Unauthorized');
+  await assert.rejects(() => fresh.locate(987654n), (e) => e instanceof DirectoryError && e.variant === 'NotFound');
+  console.log(`# directory mode: ${afterFirst - before} request(s) to the directory for the first lookup, 0 after`);
+});
