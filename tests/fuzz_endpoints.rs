@@ -209,6 +209,12 @@ fn largest_replies_at_maximal_inputs() {
     raw(b, alice, "upload_config", true, candid::encode_args(()).unwrap());
     raw(b, controller(), "admin_gc", false, candid::encode_args(()).unwrap());
     raw(b, controller(), "admin_set_config", false, candid::encode_one(ConfigUpdate::default()).unwrap());
+    // Directory mode last (it stops users creating capsules): the directory's create.
+    let dir = user(77);
+    raw(b, controller(), "admin_set_config", false, candid::encode_one(ConfigUpdate { directory: Some(dir), ..Default::default() }).unwrap());
+    let args = DirectoryCapsuleArgs { id: 10_000, owner: alice, name: long(512) };
+    let c: Result<Capsule> = candid::decode_one(&raw(b, dir, "directory_capsules_create", false, candid::encode_one(args).unwrap())).unwrap();
+    assert_eq!(c.unwrap().id, 10_000);
 
     replies.sort();
     println!("largest reply of every endpoint at maximal inputs ({ranges} chunk ranges per large session):");

@@ -333,6 +333,8 @@ fn access_matrix(b: &mut dyn Backend) {
         ("capsules_rotate_link_key", e(enc(candid::encode_one(cap))), owners),
         ("admin_set_config", e(enc(candid::encode_one(ConfigUpdate::default()))), controllers),
         ("admin_gc", e(enc(candid::encode_args(()))), controllers),
+        // only a directory named by the controllers (none here), not even a controller
+        ("directory_capsules_create", e(enc(candid::encode_one(DirectoryCapsuleArgs { id: 900, owner, name: "d".into() }))), &[][..]),
         // last: accepting makes the invitee a member
         ("capsules_accept", e(enc(candid::encode_one(cap))), members_or_invited),
     ];
