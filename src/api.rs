@@ -190,6 +190,10 @@ pub struct Stats {
     pub reserved_bytes: Option<u64>,
     /// Bytes counted against `max_stored_bytes` right now.
     pub stored_bytes: Option<u64>,
+    /// Content this canister's stable layout can hold at most (the effective
+    /// `max_stored_bytes` is the smaller of the two): 464 GiB for canisters installed
+    /// with layout 4 or later, 224 GiB for older ones (their flat layout is kept).
+    pub capacity_bytes: Option<u64>,
 }
 
 #[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]

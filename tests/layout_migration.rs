@@ -64,6 +64,8 @@ fn layout_v1_state_upgrades_to_the_current_layout() {
     let alice = user(1);
     let stats: Stats = b.stats();
     assert_eq!(stats.layout_version, backend::storage::LAYOUT_VERSION);
+    // Its flat layout is kept (nothing moves), with the capacity that layout has.
+    assert_eq!(stats.capacity_bytes, Some(backend::storage::layout::FLAT_CAPACITY_BYTES));
     assert_eq!((stats.blobs, stats.blob_bytes), (2, 300_100));
     assert_eq!(stats.open_sessions, 1);
     for (id, seed, len) in [(1u64, 101u64, 300_000usize), (2, 102, 100)] {
@@ -123,6 +125,9 @@ fn layout_v2_state_upgrades_to_the_current_layout() {
     let (alice, bob, carol) = (user(1), user(2), user(3));
     let st = b.stats();
     assert_eq!(st.layout_version, backend::storage::LAYOUT_VERSION);
+    assert_eq!(st.capacity_bytes, Some(backend::storage::layout::FLAT_CAPACITY_BYTES), "layout-2 state stays flat");
+    let cfg: UploadConfig = b.q(user(1), "upload_config", ());
+    assert_eq!(cfg.max_stored_bytes, Some(backend::storage::layout::FLAT_CAPACITY_BYTES), "effective limit");
     assert_eq!((st.blobs, st.blob_bytes, st.memories, st.open_sessions), (3, 2_300_100, 2, 2));
     assert_eq!(st.gc_pending_bytes, 370_000);
     // reservations recomputed from the open sessions

@@ -52,7 +52,9 @@ impl<M: Memory + Clone> State<M> {
     }
 
     pub fn upload_config(&self) -> UploadConfig {
-        self.st.config().view()
+        let mut v = self.st.config().view();
+        v.max_stored_bytes = Some(self.max_stored_bytes());
+        v
     }
 
     pub fn stats(&self) -> Stats {
@@ -72,6 +74,7 @@ impl<M: Memory + Clone> State<M> {
             bytes_freed_total: h.bytes_freed_total,
             reserved_bytes: Some(h.reserved_bytes),
             stored_bytes: Some(self.stored_bytes()),
+            capacity_bytes: Some(self.st.capacity),
         }
     }
 }

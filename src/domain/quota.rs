@@ -32,6 +32,11 @@ impl<M: Memory + Clone> State<M> {
         in_use.saturating_sub(h.session_bytes).saturating_add(h.reserved_bytes)
     }
 
+    /// The configured `max_stored_bytes`, within what the layout can hold.
+    pub(crate) fn max_stored_bytes(&self) -> u64 {
+        self.st.config().max_stored_bytes.min(self.st.capacity)
+    }
+
     /// Can `capsule` take `add` more bytes, and can the canister?
     pub(crate) fn check_space(&self, capsule: &CapsuleRecord, add: u64) -> Result<()> {
         if add == 0 {
@@ -46,10 +51,10 @@ impl<M: Memory + Clone> State<M> {
             )));
         }
         let stored = self.stored_bytes();
-        if stored.saturating_add(add) > cfg.max_stored_bytes {
+        let max = self.max_stored_bytes();
+        if stored.saturating_add(add) > max {
             return Err(Error::QuotaExceeded(format!(
-                "the canister stores {stored} of its {} bytes; {add} more do not fit (deleted data is freed by housekeeping)",
-                cfg.max_stored_bytes
+                "the canister stores {stored} of its {max} bytes; {add} more do not fit (deleted data is freed by housekeeping)"
             )));
         }
         Ok(())
@@ -77,7 +82,7 @@ impl<M: Memory + Clone> State<M> {
 
     /// Reserves `len` bytes of the arena, within its cap.
     pub(crate) fn alloc(&mut self, len: u64) -> Result<u64> {
-        let cap = self.st.config().max_stored_bytes;
+        let cap = self.max_stored_bytes();
         let limit = cap.saturating_add(cap / 16);
         self.st
             .arena

@@ -37,10 +37,11 @@ pub const MAX_MEMBERS: usize = 100;
 pub const MAX_CHUNKS: u32 = 65_536;
 /// The IC's stable memory of one canister.
 pub const STABLE_MEMORY_LIMIT: u64 = 500 << 30;
-/// The most `max_stored_bytes` may be set to: the other 100 GiB of stable memory are
-/// headroom for the arena's fragmentation (1/16 of the stored bytes) and for every
-/// index, so a full canister can always abort, delete and free.
-pub const MAX_STORED_BYTES_LIMIT: u64 = 400 << 30;
+/// The most `max_stored_bytes` may be set to (464 GiB): the rest of the 500 GiB of stable
+/// memory is headroom for the arena's fragmentation (1/16 of the stored bytes) and for
+/// every index, so a full canister can always abort, delete and free. A canister still in
+/// the flat layout holds less (`storage::layout`); its effective limit is the smaller.
+pub const MAX_STORED_BYTES_LIMIT: u64 = crate::storage::layout::NESTED_CAPACITY_BYTES;
 /// Most sessions one caller may keep open (the configurable limit's ceiling): bounds
 /// the sessions a revocation aborts in one message.
 pub const MAX_LIVE_SESSIONS_LIMIT: u32 = 1000;

@@ -4,7 +4,7 @@
 
 use std::borrow::Cow;
 
-use ic_stable_structures::memory_manager::{MemoryId, MemoryManager};
+use ic_stable_structures::memory_manager::MemoryId;
 use ic_stable_structures::storable::Bound;
 use ic_stable_structures::{Memory, StableBTreeMap, StableCell, Storable};
 use serde::{Deserialize, Serialize};
@@ -76,7 +76,7 @@ pub struct HttpMemoryIds {
 }
 
 impl<M: Memory + Clone> HttpStable<M> {
-    pub fn open(mm: &MemoryManager<M>, ids: HttpMemoryIds) -> Self {
+    pub fn open(mm: &super::layout::Layout<M>, ids: HttpMemoryIds) -> Self {
         HttpStable {
             digests: StableBTreeMap::init(mm.get(ids.digests)),
             meta: StableCell::init(mm.get(ids.meta), Cbor(HttpMeta::default())),

@@ -14,11 +14,12 @@
 pub mod arena;
 pub mod http;
 pub mod keys;
+pub mod layout;
 mod migrate;
 
 use std::borrow::Cow;
 
-use ic_stable_structures::memory_manager::{MemoryId, MemoryManager, VirtualMemory};
+use ic_stable_structures::memory_manager::MemoryId;
 use ic_stable_structures::storable::Bound;
 use ic_stable_structures::{Memory, StableBTreeMap, StableCell, Storable};
 use serde::de::DeserializeOwned;
@@ -38,7 +39,12 @@ pub use keys::{ChunkKey, ChunkRef, DedupEntry, GcItem, MemberKey, OwnerSessionKe
 ///   Plus HTTP serving: chunk body digests, link secret, public memories, the
 ///   content-addressed index, link-key versions (MemoryIds 23-27, [`http::HttpStable`]).
 ///   Migration: `migrate_v2_to_v3` (both parts, in `migrate.rs`).
-pub const LAYOUT_VERSION: u32 = 3;
+/// - 4: the same maps; a new install puts them in a nested manager with small buckets and
+///   the chunk arena alone in an outer one with 16 MiB buckets, so the whole 500 GiB is
+///   usable and an empty canister takes ~16 MiB ([`layout`]). Upgraded canisters keep
+///   their flat layout (and its 224 GiB capacity): nothing moves, `migrate_v3_to_v4`
+///   only records the version.
+pub const LAYOUT_VERSION: u32 = 4;
 const MAGIC: [u8; 4] = *b"KSK1";
 
 // Every MemoryId of the canister. Append only: never reuse or retype a number.
@@ -78,7 +84,8 @@ const MEM_HTTP_PUBLIC: MemoryId = MemoryId::new(25);
 const MEM_HTTP_PUBLIC_SHA: MemoryId = MemoryId::new(26);
 const MEM_HTTP_LINK_KEYS: MemoryId = MemoryId::new(27);
 
-pub type VMem<M> = VirtualMemory<M>;
+/// Every map, cell and the arena live in one of these (see [`layout`]).
+pub type VMem<M> = layout::SMem<M>;
 
 /// Counters and the layout version. Ids come from here and are never reused, even
 /// across upgrades, because the header lives in stable memory.
@@ -211,14 +218,22 @@ pub struct Stable<M: Memory> {
     /// Heap copy of the header; written back with [`Stable::save_header`].
     pub hdr: Header,
     raw: M,
+    /// Content the layout can hold ([`layout::Layout::capacity_bytes`]).
+    pub capacity: u64,
+    /// New layout (large arena buckets, maps in a nested manager) or flat.
+    pub nested: bool,
 }
 
 impl<M: Memory + Clone> Stable<M> {
     /// Opens (or creates) the layout in `memory`. Refuses memory written by a newer
     /// layout version: running old code on new state would corrupt it.
     pub fn open(memory: M) -> Result<Self, String> {
-        let fresh = memory.size() == 0;
-        let mm = MemoryManager::init(memory.clone());
+        Self::open_layout(memory.clone(), layout::Layout::open(memory))
+    }
+
+    /// [`Stable::open`] over a given layout (tests make flat canisters with it).
+    pub fn open_layout(memory: M, mm: layout::Layout<M>) -> Result<Self, String> {
+        let fresh = memory.size() == 0 || mm.get(MEM_HEADER).size() == 0;
         let header = StableCell::init(mm.get(MEM_HEADER), Cbor(Header::default()));
         let hdr = header.get().0.clone();
         if !fresh {
@@ -233,7 +248,7 @@ impl<M: Memory + Clone> Stable<M> {
             }
         }
         let mut arena = arena::Arena::open(
-            mm.get(MEM_ARENA_DATA),
+            mm.arena(MEM_ARENA_DATA),
             StableBTreeMap::init(mm.get(MEM_ARENA_FREE_BY_OFFSET)),
             StableBTreeMap::init(mm.get(MEM_ARENA_FREE_BY_SIZE)),
         );
@@ -272,12 +287,17 @@ impl<M: Memory + Clone> Stable<M> {
             header,
             hdr,
             raw: memory,
+            capacity: mm.capacity_bytes(),
+            nested: mm.is_nested(),
         };
         if st.hdr.layout_version == 1 {
             st.migrate_v1_to_v2();
         }
         if st.hdr.layout_version == 2 {
             st.migrate_v2_to_v3();
+        }
+        if st.hdr.layout_version == 3 {
+            st.hdr.layout_version = 4; // migrate_v3_to_v4: nothing to rewrite
         }
         st.save_header();
         Ok(st)

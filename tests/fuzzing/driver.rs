@@ -37,7 +37,7 @@ pub const UPDATE_REPLY_LIMIT: usize = 2 << 20;
 pub const QUERY_REPLY_LIMIT: usize = 3 << 20;
 
 /// Every method, and whether it is a query.
-pub const METHODS: [(&str, bool); 35] = [
+pub const METHODS: [(&str, bool); 36] = [
     ("admin_gc", false),
     ("admin_set_config", false),
     ("blobs_delete", false),
@@ -54,6 +54,7 @@ pub const METHODS: [(&str, bool); 35] = [
     ("capsules_remove_member", false),
     ("capsules_rotate_link_key", false),
     ("capsules_set_member", false),
+    ("directory_capsules_create", false),
     ("http_request", true),
     ("links_create", true),
     ("memories_add_asset", false),
@@ -217,6 +218,7 @@ fn native_call(s: &mut State<CountingMemory>, ctx: &Ctx, method: &str, arg: &[u8
         "capsules_remove_member" => with!((u64, Principal), |id, p| s.capsules_remove_member(ctx, id, p)),
         "capsules_rotate_link_key" => with!((u64), |id| s.capsules_rotate_link_key(ctx, id)),
         "capsules_set_member" => with!((u64, Principal, Role), |id, p, r| s.capsules_set_member(ctx, id, p, r)),
+        "directory_capsules_create" => with!((DirectoryCapsuleArgs), |a| s.directory_capsules_create(ctx, a)),
         // Natively there is no data certificate (nor the Wasm's link secret): the status
         // is what both must agree on (see `comparable`).
         "http_request" => with!((HttpRequest), |r| s.http_request(ctx, &r, None)),
@@ -573,7 +575,7 @@ impl<'a> Driver<'a> {
 
     fn harvest(&mut self, method: &str, bytes: &[u8]) {
         match method {
-            "capsules_create" => {
+            "capsules_create" | "directory_capsules_create" => {
                 if let Ok(Ok(c)) = candid::decode_one::<Result<Capsule>>(bytes) {
                     self.known.capsules.push(c.id);
                 }
@@ -621,6 +623,9 @@ impl<'a> Driver<'a> {
             "blobs_read_range" => candid::encode_args((g.id(u, &self.known.blobs), g.u64(u), g.u64(u))),
             "capsules_accept" | "capsules_get" => candid::encode_one(g.id(u, &self.known.capsules)),
             "capsules_create" => candid::encode_one(CapsuleCreateArgs { name: g.text(u, 512) }),
+            "directory_capsules_create" => {
+                candid::encode_one(DirectoryCapsuleArgs { id: g.u64(u), owner: g.principal(u), name: g.text(u, 512) })
+            }
             "capsules_invitations" | "capsules_page" => candid::encode_args((g.opt_id(u), g.limit(u))),
             "capsules_remove_member" => candid::encode_args((g.id(u, &self.known.capsules), g.principal(u))),
             "capsules_set_member" => candid::encode_args((g.id(u, &self.known.capsules), g.principal(u), g.role(u))),
@@ -825,7 +830,7 @@ impl Gen<'_> {
             c.max_capsules = Some(self.pick(u, &[5, 100_000], &[0, u64::MAX]));
         }
         if u.ratio(1, 4).unwrap_or(false) {
-            c.max_stored_bytes = Some(self.pick(u, &[2_000_000, 400 << 30], &[0, (400 << 30) + 1, u64::MAX]));
+            c.max_stored_bytes = Some(self.pick(u, &[2_000_000, 464 << 30], &[0, (464 << 30) + 1, u64::MAX]));
         }
         c
     }

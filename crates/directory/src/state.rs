@@ -119,7 +119,7 @@ pub struct Store {
 pub fn default_config() -> DirectoryConfig {
     DirectoryConfig {
         min_free_bytes: 8 << 30,
-        storage_capacity_bytes: 400 << 30,
+        storage_capacity_bytes: 464 << 30,
         new_storage_cycles: 2_000_000_000_000,
         top_up_below: 1_000_000_000_000,
         top_up_cycles: 2_000_000_000_000,

@@ -397,6 +397,12 @@ export interface Stats {
   'bytes_freed_total' : bigint,
   'session_bytes' : bigint,
   /**
+   * Content this canister's stable layout can hold at most (the effective
+   * `max_stored_bytes` is the smaller of the two): 464 GiB for canisters installed
+   * with layout 4 or later, 224 GiB for older ones (their flat layout is kept).
+   */
+  'capacity_bytes' : [] | [bigint],
+  /**
    * Bytes queued for freeing by housekeeping (aborted/expired uploads, deleted blobs).
    */
   'gc_pending_bytes' : bigint,
@@ -722,6 +728,7 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'open_sessions' : IDL.Nat64,
     'bytes_freed_total' : IDL.Nat64,
     'session_bytes' : IDL.Nat64,
+    'capacity_bytes' : IDL.Opt(IDL.Nat64),
     'gc_pending_bytes' : IDL.Nat64,
     'memories' : IDL.Nat64,
     'layout_version' : IDL.Nat32,
