@@ -84,7 +84,7 @@ pub fn of_upload(up: &Upload) -> Ingest<'_> {
 
 /// The report's cycles section. `stored`: (content bytes, stable memory bytes) of the
 /// largest upload; `read`: a `blobs_read_range`/`blobs_read_chunk` query of `n` bytes.
-pub fn markdown(ingests: &[Ingest<'_>], stored: Option<(u64, u64)>, read: Option<(&Msg, u64)>) -> String {
+pub fn markdown(ingests: &[Ingest<'_>], stored: Option<(u64, u64)>, churn: Option<&crate::keepsake::Churn>, read: Option<(&Msg, u64)>) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
@@ -133,7 +133,27 @@ pub fn markdown(ingests: &[Ingest<'_>], stored: Option<(u64, u64)>, read: Option
             t(month * ratio)
         );
     }
-    let _ = writeln!(s, ". The delete/re-upload churn is not measured yet (heap memory, a few MiB, also counts).\n");
+    match churn {
+        Some(c) => {
+            let ratio = c.stable as f64 / c.content as f64;
+            let _ = writeln!(
+                s,
+                ". After a delete/re-upload churn (10 files of uneven sizes, every other one deleted and freed, 5 \
+                 new ones of other sizes uploaded: {} files alive) it holds {} of stable memory for {} of content \
+                 ({:.4} ×, target ≤ 1.01 {}; {} of it free extents the churn left in the arena). Heap memory (a few \
+                 MiB) also counts.\n",
+                c.files,
+                crate::data::mb(c.stable),
+                crate::data::mb(c.content),
+                ratio,
+                if ratio <= 1.01 { "met" } else { "**not met**" },
+                crate::data::mb(c.free)
+            );
+        }
+        None => {
+            let _ = writeln!(s, ". The delete/re-upload churn is not measured (heap memory, a few MiB, also counts).\n");
+        }
+    }
     if let Some((m, n)) = read {
         let per_gb = m.instructions as f64 * GB / n as f64;
         let _ = writeln!(

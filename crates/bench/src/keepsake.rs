@@ -3,7 +3,7 @@
 //! Calls use the canister's own Candid types (`backend::api`).
 
 use anyhow::{anyhow, bail, Result};
-use backend::api::{BeginArgs, BlobMeta, Capsule, CapsuleCreateArgs, Error, PutChunkOk, Session, UploadConfig};
+use backend::api::{BeginArgs, BlobMeta, Capsule, CapsuleCreateArgs, Error, GcReport, PutChunkOk, Session, Stats, UploadConfig};
 use candid::Principal;
 use ic_host::Host;
 use serde_bytes::ByteBuf;
@@ -31,6 +31,26 @@ impl Canister {
             ok(&mut host, true, USER, "capsules_create", (CapsuleCreateArgs { name: "bench".into() },), 0)?;
         let capsule = capsule.map_err(|e| anyhow!("capsules_create: {e:?}"))?.id;
         Ok(Self { host, capsule })
+    }
+
+    /// Deletes a blob (its chunks are queued for housekeeping).
+    pub fn delete(&mut self, blob: u64) -> Result<()> {
+        let (r, _): (Res<()>, _) = ok(&mut self.host, true, USER, "blobs_delete", (blob,), 0)?;
+        r.map_err(|e| anyhow!("blobs_delete: {e:?}"))
+    }
+
+    /// Housekeeping until nothing is left (as the controller).
+    pub fn gc(&mut self) -> Result<()> {
+        loop {
+            let (r, _): (Res<GcReport>, _) = ok(&mut self.host, true, ic_host::DEFAULT_CONTROLLER, "admin_gc", (), 0)?;
+            if !r.map_err(|e| anyhow!("admin_gc: {e:?}"))?.more {
+                return Ok(());
+            }
+        }
+    }
+
+    pub fn stats(&mut self) -> Result<Stats> {
+        Ok(ok(&mut self.host, false, ic_host::DEFAULT_CONTROLLER, "stats", (), 0)?.0)
     }
 
     pub fn config(&mut self) -> Result<UploadConfig> {
@@ -153,4 +173,46 @@ pub fn upload_in(c: &mut Canister, file: File, reverse: bool) -> Result<Upload> 
     let digest: [u8; 32] = sha2::Digest::finalize(hasher).into();
     let (blob, finishes) = c.finish(session, &file, digest)?;
     Ok(Upload { file, begin, puts, finishes, blob })
+}
+
+/// Stable memory after a delete/re-upload churn.
+pub struct Churn {
+    /// Content bytes of the blobs alive at the end.
+    pub content: u64,
+    pub stable: u64,
+    /// Bytes in free arena extents at the end (fragmentation the churn left).
+    pub free: u64,
+    pub files: usize,
+}
+
+/// Uploads files of uneven sizes adding up to `total`, deletes every other one, frees
+/// them, uploads new files of other uneven sizes in their place, and measures.
+pub fn churn(wasm: &[u8], total: u64, chunk_size: u32) -> Result<Churn> {
+    let mut c = Canister::install(wasm)?;
+    let sizes = |n: u64, salt: u64| -> Vec<u64> {
+        // 60 % to 140 % of the mean, deterministic.
+        let mean = total / n;
+        (0..n).map(|i| mean * (60 + (i * 37 + salt * 11) % 81) / 100).collect()
+    };
+    let mut live: Vec<(u64, u64)> = Vec::new();
+    for (i, size) in sizes(10, 1).into_iter().enumerate() {
+        let up = upload(&mut c, File::new(size, chunk_size, 500 + i as u64))?;
+        live.push((up.blob, size));
+    }
+    let mut kept = Vec::new();
+    for (i, (blob, size)) in live.into_iter().enumerate() {
+        if i % 2 == 0 {
+            c.delete(blob)?;
+        } else {
+            kept.push((blob, size));
+        }
+    }
+    c.gc()?;
+    for (i, size) in sizes(10, 2).into_iter().take(5).enumerate() {
+        let up = upload(&mut c, File::new(size, chunk_size, 600 + i as u64))?;
+        kept.push((up.blob, size));
+    }
+    c.gc()?;
+    let st = c.stats()?;
+    Ok(Churn { content: kept.iter().map(|(_, s)| s).sum(), stable: c.host.stable_size_bytes(), free: st.free_bytes, files: kept.len() })
 }

@@ -178,6 +178,14 @@ fn main() -> Result<()> {
         r.uploads.push(up);
     }
 
+    // 2a. Stable memory against content after a delete/re-upload churn.
+    {
+        let t = Instant::now();
+        let total = if args.smoke { 20_000_000 } else { 1_000_000_000 };
+        r.churn = Some(keepsake::churn(&backend_wasm, total, chunk_size)?);
+        eprintln!("keepsake churn of {}: {:.1} s", data::mb(total), t.elapsed().as_secs_f64());
+    }
+
     // 2b. The worst order for the rolling hash: chunks in reverse.
     {
         let size = if args.smoke { sizes[1] } else { 21_000_000 };

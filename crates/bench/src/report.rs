@@ -100,6 +100,8 @@ pub struct Report {
     pub canbench: Vec<crate::canbench::Row>,
     /// (content bytes, stable memory bytes) after the largest upload.
     pub stored: Option<(u64, u64)>,
+    /// Stable memory after a delete/re-upload churn.
+    pub churn: Option<crate::keepsake::Churn>,
 }
 
 fn m(instructions: f64) -> String {
@@ -190,7 +192,7 @@ pub fn markdown(r: &Report, chart: &str) -> String {
             ingests.push(Ingest { who: "asset canister (canister hash)", size: a.file.size, msgs });
         }
         let read = r.reads.as_ref().map(|rd| (&rd.chunk, rd.chunk.payload));
-        let _ = writeln!(w, "{}", crate::cycles::markdown(&ingests, r.stored, read));
+        let _ = writeln!(w, "{}", crate::cycles::markdown(&ingests, r.stored, r.churn.as_ref(), read));
     }
 
     // --- calibration ---
