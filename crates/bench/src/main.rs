@@ -233,7 +233,8 @@ fn main() -> Result<()> {
     }
 
     // 6. Upgrades with data stored, keepsake against the asset canister.
-    let upgrade_sizes: &[u64] = if args.smoke { &[0, sizes[1]] } else { &[0, 100_000_000, 1_000_000_000] };
+    // (10 GB: ~10 GiB of the host's RAM for a few minutes.)
+    let upgrade_sizes: &[u64] = if args.smoke { &[0, sizes[1]] } else { &[0, 100_000_000, 1_000_000_000, 10_000_000_000] };
     let upgrades = upgrade::run(&backend_wasm, &assets_wasm, upgrade_sizes, chunk_size)?;
 
     r.seconds = started.elapsed().as_secs_f64();
