@@ -11,23 +11,10 @@ import {
   type Error as DirectoryErrorVariant,
   type LocationPage,
 } from './declarations-directory/directory.did.js';
-import { Keepsake } from './index.js';
+import { Keepsake, KeepsakeError } from './index.js';
 
 export type { CapsuleLocation, StorageInfo } from './declarations-directory/directory.did.js';
 export { directoryIdl };
-
-/** A refusal of the directory (`NoRoom`, `NotFound`, …). Never retried. */
-export class DirectoryError extends Error {
-  readonly variant: string;
-  readonly detail: string;
-  constructor(readonly error: DirectoryErrorVariant, readonly method: string) {
-    const [variant, detail] = Object.entries(error)[0] as [string, string];
-    super(`${method}: ${variant}: ${detail}`);
-    this.name = 'DirectoryError';
-    this.variant = variant;
-    this.detail = detail;
-  }
-}
 
 /** Where locations are kept between sessions (e.g. `localStorage`); a Map by default. */
 export interface LocationCache {
@@ -46,7 +33,7 @@ class MapCache implements LocationCache {
 }
 
 function ok<T>(r: { Ok: T } | { Err: DirectoryErrorVariant }, method: string): T {
-  if ('Err' in r) throw new DirectoryError(r.Err, method);
+  if ('Err' in r) throw new KeepsakeError(r.Err, method);
   return r.Ok;
 }
 

@@ -27,11 +27,11 @@ import {
 export type * from './declarations/backend.did.js';
 export { idlFactory } from './declarations/backend.did.js';
 
-/** A refusal of the canister: its `Error` variant and message. Never retried. */
+/** A refusal of the canister (or of a directory): its `Error` variant and message. Never retried. */
 export class KeepsakeError extends Error {
   readonly variant: string;
   readonly detail: string;
-  constructor(readonly error: CanisterError, readonly method: string) {
+  constructor(readonly error: CanisterError | Record<string, string>, readonly method: string) {
     const [variant, detail] = Object.entries(error)[0] as [string, string];
     super(`${method}: ${variant}: ${detail}`);
     this.name = 'KeepsakeError';
@@ -316,4 +316,4 @@ export async function photoDerivatives(photo: Blob): Promise<{ display: Blob; th
   return { display: await scaled(2048, 0.85), thumbnail: await scaled(512, 0.8), placeholder: await scaled(32, 0.6) };
 }
 
-export { KeepsakeDirectory, DirectoryError, type LocationCache, type CapsuleLocation, type StorageInfo } from './directory.js';
+export { KeepsakeDirectory, type LocationCache, type CapsuleLocation, type StorageInfo } from './directory.js';

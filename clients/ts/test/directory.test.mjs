@@ -4,7 +4,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Ed25519KeyIdentity } from '@icp-sdk/core/identity';
-import { KeepsakeDirectory, DirectoryError } from '../dist/index.js';
+import { KeepsakeDirectory, KeepsakeError } from '../dist/index.js';
 import { startServe, agentFor, bytes } from './serve.mjs';
 
 let net;
@@ -51,6 +51,6 @@ test('directory mode: create through the directory, locate once (cached), upload
 
   // The storage canister refuses capsules made around the directory; unknown capsules are typed refusals.
   await assert.rejects(() => k.capsulesCreate('around'), (e) => e.variant === 'Unauthorized');
-  await assert.rejects(() => fresh.locate(987654n), (e) => e instanceof DirectoryError && e.variant === 'NotFound');
+  await assert.rejects(() => fresh.locate(987654n), (e) => e instanceof KeepsakeError && e.variant === 'NotFound');
   console.log(`# directory mode: ${afterFirst - before} request(s) to the directory for the first lookup, 0 after`);
 });
