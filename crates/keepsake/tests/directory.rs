@@ -381,8 +381,21 @@ fn a_directory_places_capsules_upgrades_its_storage_and_survives_failures() {
     let u = status(&admin, d).upgrade.unwrap();
     assert_eq!((u.state.clone(), u.done, u.current), (UpgradeState::Running, 0, Some(n.storage[0])), "{u:?}");
     assert_eq!(storage_of(&admin, d)[0].state, StorageState::Upgrading);
-    let resumed: dir::Result<dir::UpgradeStatus> = update(&admin, d, "admin_upgrade_storage", ());
-    assert_eq!(resumed.unwrap().done, 0);
+    // The directory itself is upgraded now: its post_upgrade resumes the run (an operator
+    // could also call admin_upgrade_storage again).
+    let dir_wasm = std::fs::read(keepsake::embedded::resolve_wasm(None).unwrap().with_file_name("directory.wasm.gz")).unwrap();
+    let install = |wasm: Vec<u8>| {
+        let arg = candid::encode_one(mgmt::InstallCodeArgs {
+            mode: mgmt::CanisterInstallMode::Upgrade(None),
+            canister_id: d,
+            wasm_module: wasm,
+            arg: candid::encode_args(()).unwrap(),
+            sender_canister_version: None,
+        })
+        .unwrap();
+        rt().block_on(admin.update(&Principal::management_canister(), "install_code").with_effective_canister_id(d).with_arg(arg).call_and_wait()).unwrap();
+    };
+    install(dir_wasm.clone());
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
     loop {
         let u = status(&admin, d).upgrade.unwrap();
@@ -410,16 +423,7 @@ fn a_directory_places_capsules_upgrades_its_storage_and_survives_failures() {
 
     // The directory upgraded: its map, storage list and counts are kept.
     let map_before: dir::LocationPage = query(&user, d, "capsules_list", candid::encode_args((None::<u64>, None::<u32>)).unwrap());
-    let dir_wasm = std::fs::read(keepsake::embedded::resolve_wasm(None).unwrap().with_file_name("directory.wasm.gz")).unwrap();
-    let arg = candid::encode_one(mgmt::InstallCodeArgs {
-        mode: mgmt::CanisterInstallMode::Upgrade(None),
-        canister_id: d,
-        wasm_module: dir_wasm,
-        arg: candid::encode_args(()).unwrap(),
-        sender_canister_version: None,
-    })
-    .unwrap();
-    rt().block_on(admin.update(&Principal::management_canister(), "install_code").with_effective_canister_id(d).with_arg(arg).call_and_wait()).unwrap();
+    install(dir_wasm);
     let map_after: dir::LocationPage = query(&user, d, "capsules_list", candid::encode_args((None::<u64>, None::<u32>)).unwrap());
     assert_eq!(map_before, map_after);
     for l in &map_after.capsules {
