@@ -44,31 +44,37 @@ impl Memory for Sparse {
     fn read(&self, offset: u64, dst: &mut [u8]) {
         let p = self.0.borrow();
         assert!(offset + dst.len() as u64 <= p.size * PAGE, "read past the end");
-        let mut done = 0;
-        while done < dst.len() {
-            let at = offset + done as u64;
-            let (page, within) = (at / PAGE, (at % PAGE) as usize);
-            let n = (PAGE as usize - within).min(dst.len() - done);
+        for (page, within, at, n) in spans(offset, dst.len()) {
             match p.written.get(&page) {
-                Some(pg) => dst[done..done + n].copy_from_slice(&pg[within..within + n]),
-                None => dst[done..done + n].fill(0),
+                Some(pg) => dst[at..at + n].copy_from_slice(&pg[within..within + n]),
+                None => dst[at..at + n].fill(0),
             }
-            done += n;
         }
     }
     fn write(&self, offset: u64, src: &[u8]) {
         let mut p = self.0.borrow_mut();
         assert!(offset + src.len() as u64 <= p.size * PAGE, "write past the end");
-        let mut done = 0;
-        while done < src.len() {
-            let at = offset + done as u64;
-            let (page, within) = (at / PAGE, (at % PAGE) as usize);
-            let n = (PAGE as usize - within).min(src.len() - done);
+        for (page, within, at, n) in spans(offset, src.len()) {
             let pg = p.written.entry(page).or_insert_with(|| vec![0u8; PAGE as usize].into_boxed_slice());
-            pg[within..within + n].copy_from_slice(&src[done..done + n]);
-            done += n;
+            pg[within..within + n].copy_from_slice(&src[at..at + n]);
         }
     }
+}
+
+/// The pages `len` bytes at `offset` fall in: (page, offset within it, offset within
+/// the buffer, bytes).
+fn spans(offset: u64, len: usize) -> impl Iterator<Item = (u64, usize, usize, usize)> {
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        (at < len).then(|| {
+            let pos = offset + at as u64;
+            let within = (pos % PAGE) as usize;
+            let n = (PAGE as usize - within).min(len - at);
+            let span = (pos / PAGE, within, at, n);
+            at += n;
+            span
+        })
+    })
 }
 
 impl Sparse {
@@ -95,6 +101,7 @@ fn a_new_canister_is_small_and_holds_up_to_the_ic_limit() {
     let mem = Sparse::default();
     let mut st = Stable::open(mem.clone()).unwrap();
     assert!(st.nested);
+    assert_eq!(st.capacity_bytes(), NESTED_CAPACITY_BYTES);
     let empty = mem.size() * PAGE;
     let flat_mem = Sparse::default();
     let flat = Stable::open_layout(flat_mem.clone(), Layout::flat(flat_mem.clone())).unwrap();

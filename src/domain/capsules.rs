@@ -16,12 +16,7 @@ impl<M: Memory + Clone> State<M> {
         if ctx.caller == Principal::anonymous() {
             return Err(Error::Unauthorized("anonymous callers cannot create capsules".into()));
         }
-        let name = args.name.trim();
-        if name.is_empty() || name.len() > MAX_TEXT_LEN {
-            return Err(Error::InvalidArgument(format!(
-                "capsule name must be 1 to {MAX_TEXT_LEN} bytes"
-            )));
-        }
+        let name = capsule_name(&args.name)?;
         if let Some(d) = self.st.config().directory {
             return Err(Error::Unauthorized(format!(
                 "this storage canister's capsules are created through its directory {d}: call capsules_create there"
@@ -45,9 +40,9 @@ impl<M: Memory + Clone> State<M> {
         if args.owner == Principal::anonymous() {
             return Err(Error::InvalidArgument("a capsule's owner cannot be the anonymous principal".into()));
         }
-        let name = args.name.trim();
-        if name.is_empty() || name.len() > MAX_TEXT_LEN {
-            return Err(Error::InvalidArgument(format!("capsule name must be 1 to {MAX_TEXT_LEN} bytes")));
+        let name = capsule_name(&args.name)?;
+        if args.id == 0 || args.id == u64::MAX {
+            return Err(Error::InvalidArgument("capsule id must be 1 to 2^64-2".into()));
         }
         let owner_ctx = Ctx { caller: args.owner, now: ctx.now, is_controller: false };
         if let Some(c) = self.st.capsules.get(&args.id).map(|c| c.0) {
@@ -56,14 +51,9 @@ impl<M: Memory + Clone> State<M> {
             }
             return Err(Error::Conflict(format!("capsule {} already exists here", args.id)));
         }
-        if args.id == 0 || args.id == u64::MAX {
-            return Err(Error::InvalidArgument("capsule id must be 1 to 2^64-2".into()));
-        }
-        // The directory places by room; the canister's own capsule limit still holds.
-        let cfg = self.st.config();
-        if self.st.capsules.len() >= cfg.max_capsules {
-            return Err(Error::QuotaExceeded(format!("the canister holds its maximum of {} capsules", cfg.max_capsules)));
-        }
+        // The directory places by room and bounds capsules per owner; the canister's
+        // own capsule limit still holds.
+        self.check_capsule_count()?;
         self.st.hdr.next_capsule_id = self.st.hdr.next_capsule_id.max(args.id + 1);
         Ok(self.insert_capsule(&owner_ctx, args.id, name))
     }
@@ -147,6 +137,15 @@ impl<M: Memory + Clone> State<M> {
         self.st.set_config(cfg.clone());
         Ok(cfg.view())
     }
+}
+
+/// A capsule name as stored: trimmed, 1 to `MAX_TEXT_LEN` bytes.
+fn capsule_name(raw: &str) -> Result<&str> {
+    let name = raw.trim();
+    if name.is_empty() || name.len() > MAX_TEXT_LEN {
+        return Err(Error::InvalidArgument(format!("capsule name must be 1 to {MAX_TEXT_LEN} bytes")));
+    }
+    Ok(name)
 }
 
 fn set<T>(field: &mut T, value: Option<T>) {

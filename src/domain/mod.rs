@@ -52,8 +52,9 @@ impl<M: Memory + Clone> State<M> {
     }
 
     pub fn upload_config(&self) -> UploadConfig {
-        let mut v = self.st.config().view();
-        v.max_stored_bytes = Some(self.max_stored_bytes());
+        let cfg = self.st.config();
+        let mut v = cfg.view();
+        v.max_stored_bytes = Some(self.max_stored_bytes(&cfg));
         v
     }
 
@@ -74,7 +75,7 @@ impl<M: Memory + Clone> State<M> {
             bytes_freed_total: h.bytes_freed_total,
             reserved_bytes: Some(h.reserved_bytes),
             stored_bytes: Some(self.stored_bytes()),
-            capacity_bytes: Some(self.st.capacity),
+            capacity_bytes: Some(self.st.capacity_bytes()),
         }
     }
 }

@@ -32,9 +32,9 @@ impl<M: Memory + Clone> State<M> {
         in_use.saturating_sub(h.session_bytes).saturating_add(h.reserved_bytes)
     }
 
-    /// The configured `max_stored_bytes`, within what the layout can hold.
-    pub(crate) fn max_stored_bytes(&self) -> u64 {
-        self.st.config().max_stored_bytes.min(self.st.capacity)
+    /// `cfg.max_stored_bytes` within what the layout can hold.
+    pub(crate) fn max_stored_bytes(&self, cfg: &Config) -> u64 {
+        cfg.max_stored_bytes.min(self.st.capacity_bytes())
     }
 
     /// Can `capsule` take `add` more bytes, and can the canister?
@@ -51,7 +51,7 @@ impl<M: Memory + Clone> State<M> {
             )));
         }
         let stored = self.stored_bytes();
-        let max = self.max_stored_bytes();
+        let max = self.max_stored_bytes(&cfg);
         if stored.saturating_add(add) > max {
             return Err(Error::QuotaExceeded(format!(
                 "the canister stores {stored} of its {max} bytes; {add} more do not fit (deleted data is freed by housekeeping)"
@@ -82,7 +82,7 @@ impl<M: Memory + Clone> State<M> {
 
     /// Reserves `len` bytes of the arena, within its cap.
     pub(crate) fn alloc(&mut self, len: u64) -> Result<u64> {
-        let cap = self.max_stored_bytes();
+        let cap = self.max_stored_bytes(&self.st.config());
         let limit = cap.saturating_add(cap / 16);
         self.st
             .arena
@@ -92,15 +92,22 @@ impl<M: Memory + Clone> State<M> {
 
     /// May `ctx.caller` create one more capsule?
     pub(crate) fn check_capsule_create(&self, ctx: &Ctx) -> Result<()> {
+        self.check_capsule_count()?;
         let cfg = self.st.config();
-        if self.st.capsules.len() >= cfg.max_capsules {
-            return Err(Error::QuotaExceeded(format!("the canister holds its maximum of {} capsules", cfg.max_capsules)));
-        }
         let made = self.capsules_created_by(ctx.caller);
         if !ctx.is_controller && made >= cfg.max_capsules_per_caller {
             return Err(Error::QuotaExceeded(format!(
                 "caller has created {made} capsules, the most one principal may (max_capsules_per_caller)"
             )));
+        }
+        Ok(())
+    }
+
+    /// Has the canister room for one more capsule (`max_capsules`)?
+    pub(crate) fn check_capsule_count(&self) -> Result<()> {
+        let max = self.st.config().max_capsules;
+        if self.st.capsules.len() >= max {
+            return Err(Error::QuotaExceeded(format!("the canister holds its maximum of {max} capsules")));
         }
         Ok(())
     }

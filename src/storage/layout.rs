@@ -19,7 +19,6 @@
 use ic_stable_structures::memory_manager::{MemoryId, MemoryManager, VirtualMemory};
 use ic_stable_structures::Memory;
 
-const WASM_PAGE: u64 = 65_536;
 const GIB: u64 = 1 << 30;
 /// The flat layout's bucket (ic-stable-structures' default).
 const FLAT_BUCKET_PAGES: u16 = 128;
@@ -144,17 +143,13 @@ impl<M: Memory + Clone> Layout<M> {
         matches!(self, Layout::Nested { .. })
     }
 
-    /// Content this layout can hold.
-    pub fn capacity_bytes(&self) -> u64 {
-        if self.is_nested() {
-            NESTED_CAPACITY_BYTES
-        } else {
-            FLAT_CAPACITY_BYTES
-        }
-    }
 }
 
-/// Bytes in `pages` Wasm pages.
-pub fn pages_bytes(pages: u64) -> u64 {
-    pages * WASM_PAGE
+/// Content a layout can hold.
+pub fn capacity_bytes(nested: bool) -> u64 {
+    if nested {
+        NESTED_CAPACITY_BYTES
+    } else {
+        FLAT_CAPACITY_BYTES
+    }
 }

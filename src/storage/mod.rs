@@ -218,8 +218,6 @@ pub struct Stable<M: Memory> {
     /// Heap copy of the header; written back with [`Stable::save_header`].
     pub hdr: Header,
     raw: M,
-    /// Content the layout can hold ([`layout::Layout::capacity_bytes`]).
-    pub capacity: u64,
     /// New layout (large arena buckets, maps in a nested manager) or flat.
     pub nested: bool,
 }
@@ -233,7 +231,7 @@ impl<M: Memory + Clone> Stable<M> {
 
     /// [`Stable::open`] over a given layout (tests make flat canisters with it).
     pub fn open_layout(memory: M, mm: layout::Layout<M>) -> Result<Self, String> {
-        let fresh = memory.size() == 0 || mm.get(MEM_HEADER).size() == 0;
+        let fresh = mm.get(MEM_HEADER).size() == 0;
         let header = StableCell::init(mm.get(MEM_HEADER), Cbor(Header::default()));
         let hdr = header.get().0.clone();
         if !fresh {
@@ -287,7 +285,6 @@ impl<M: Memory + Clone> Stable<M> {
             header,
             hdr,
             raw: memory,
-            capacity: mm.capacity_bytes(),
             nested: mm.is_nested(),
         };
         if st.hdr.layout_version == 1 {
@@ -317,6 +314,11 @@ impl<M: Memory + Clone> Stable<M> {
 
     pub fn set_config(&mut self, config: Config) {
         self.config.set(Cbor(config));
+    }
+
+    /// Content this canister's layout can hold.
+    pub fn capacity_bytes(&self) -> u64 {
+        layout::capacity_bytes(self.nested)
     }
 
     /// Size of the whole stable memory in 64 KiB pages.
