@@ -15,24 +15,29 @@ async fn call<A: ArgumentEncoder, R: for<'de> Deserialize<'de> + CandidType>(
     args: A,
     cycles: u128,
 ) -> CallResult<R> {
-    let who = if to == Principal::management_canister() { "the management canister".to_string() } else { format!("canister {to}") };
-    let reply = Call::unbounded_wait(to, method)
-        .with_args(&args)
-        .with_cycles(cycles)
-        .await
-        .map_err(|e| format!("{method} on {who} failed: {e}"))?;
-    reply.candid::<R>().map_err(|e| format!("{method} on {who}: unexpected reply: {e}"))
+    let reply = call_raw(to, method, args, cycles).await?;
+    reply.candid::<R>().map_err(|e| format!("{method} on {}: unexpected reply: {e}", who(to)))
 }
 
 /// A call whose reply carries no value.
 async fn call_unit<A: ArgumentEncoder>(to: Principal, method: &str, args: A, cycles: u128) -> CallResult<()> {
-    let who = if to == Principal::management_canister() { "the management canister".to_string() } else { format!("canister {to}") };
+    call_raw(to, method, args, cycles).await.map(|_| ())
+}
+
+async fn call_raw<A: ArgumentEncoder>(to: Principal, method: &str, args: A, cycles: u128) -> CallResult<ic_cdk::call::Response> {
     Call::unbounded_wait(to, method)
         .with_args(&args)
         .with_cycles(cycles)
         .await
-        .map(|_| ())
-        .map_err(|e| format!("{method} on {who} failed: {e}"))
+        .map_err(|e| format!("{method} on {} failed: {e}", who(to)))
+}
+
+fn who(to: Principal) -> String {
+    if to == Principal::management_canister() {
+        "the management canister".to_string()
+    } else {
+        format!("canister {to}")
+    }
 }
 
 fn nat_u64(n: &Nat) -> u64 {
@@ -126,7 +131,6 @@ pub struct StorageCapsule {
 
 #[derive(CandidType, Deserialize, Debug, Clone)]
 struct StorageStats {
-    capsules: u64,
     blob_bytes: u64,
     stored_bytes: Option<u64>,
 }
@@ -151,9 +155,9 @@ struct DirectoryCapsuleArgs<'a> {
 
 /// Bytes it counts against its capacity, and the capacity.
 pub async fn room(id: Principal) -> CallResult<(u64, u64)> {
-    let s: StorageStats = call(id, "stats", (), 0).await?;
+    let stored = stored_bytes(id).await?;
     let c: UploadConfig = call(id, "upload_config", (), 0).await?;
-    Ok((s.stored_bytes.unwrap_or(s.blob_bytes), c.max_stored_bytes.unwrap_or(u64::MAX)))
+    Ok((stored, c.max_stored_bytes.unwrap_or(u64::MAX)))
 }
 
 /// Bytes it counts against its capacity (one call: the capacity is known).

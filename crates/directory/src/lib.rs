@@ -173,10 +173,9 @@ async fn admin_refresh() -> Result<Vec<StorageInfo>> {
 fn admin_set_accepting(canister: Principal, accepting: bool) -> Result<StorageInfo> {
     require_controller()?;
     with_store(|s| {
-        s.storage_index(canister).ok_or_else(|| Error::NotFound(format!("{canister} is not a storage canister of this directory")))?;
         let state = if accepting { StorageState::Active } else { StorageState::Closed };
-        s.set_state(canister, state, None);
-        Ok(s.storage_list().into_iter().find(|i| i.canister_id == canister).expect("listed"))
+        s.update_storage(canister, |i| i.state = state)
+            .ok_or_else(|| Error::NotFound(format!("{canister} is not a storage canister of this directory")))
     })
 }
 

@@ -97,18 +97,18 @@ pub async fn create_capsule(owner: Principal, name: String, bounded: bool) -> Re
         };
         tried.push(c);
         with_store(|s| {
-            s.pending.insert(id, crate::state::Candid(Pending { canister: c, owner, name: name.clone(), since_ns: now() }))
+            s.pending.insert(id, crate::state::Candid(Pending { canister: c, owner, name: name.clone() }))
         });
         match calls::stored_bytes(c).await {
             Ok(stored) => {
                 let full = with_store(|s| {
                     let min = s.meta().config.min_free_bytes;
-                    s.update_storage(c, |st| {
+                    let st = s.update_storage(c, |st| {
                         st.stored_bytes = stored;
                         st.refreshed_at_ns = now();
                         st.state = placement::state_for_room(st, min);
                     });
-                    s.storage_list().iter().any(|st| st.canister_id == c && st.state != StorageState::Active)
+                    st.is_none_or(|st| st.state != StorageState::Active)
                 });
                 if full {
                     refusals.push(format!("{c} is full"));
@@ -185,7 +185,7 @@ pub async fn add_storage(args: AddStorageArgs, caller: Principal) -> Result<Stor
     };
     match setup.await {
         Ok(st) => {
-            with_store(|s| {
+            let info = with_store(|s| {
                 s.update_storage(id, |i| {
                     i.state = StorageState::Active;
                     i.module_sha256 = st.module_sha256.map(ByteBuf::from);
@@ -193,7 +193,7 @@ pub async fn add_storage(args: AddStorageArgs, caller: Principal) -> Result<Stor
                     i.last_error = None;
                 })
             });
-            Ok(with_store(|s| s.storage_list().into_iter().find(|i| i.canister_id == id)).expect("listed"))
+            Ok(info.expect("listed when it was created"))
         }
         Err(e) => {
             with_store(|s| s.set_state(id, StorageState::Closed, Some(format!("setup failed: {e}"))));
@@ -240,7 +240,6 @@ pub async fn refresh() -> Vec<StorageInfo> {
                         i.module_sha256 = st.module_sha256.map(ByteBuf::from);
                     })
                 });
-                top_up(id, st.cycles).await;
                 match calls::room(id).await {
                     Ok((stored, capacity)) => with_store(|s| {
                         let min = s.meta().config.min_free_bytes;
@@ -250,10 +249,12 @@ pub async fn refresh() -> Vec<StorageInfo> {
                             i.refreshed_at_ns = now();
                             i.state = placement::state_for_room(i, min);
                             i.last_error = None;
-                        })
+                        });
                     }),
                     Err(e) => with_store(|s| s.set_state(id, StorageState::Unreachable, Some(e))),
                 }
+                // After the room (which clears the last error): a failed top-up stays reported.
+                top_up(id, st.cycles).await;
             }
             Ok(_) => with_store(|s| s.set_state(id, StorageState::Unreachable, Some(format!("{id} is stopped")))),
             Err(e) => with_store(|s| s.set_state(id, StorageState::Unreachable, Some(e))),
@@ -277,7 +278,7 @@ async fn top_up(id: Principal, cycles: u64) {
     match calls::deposit_cycles(id, cfg.top_up_cycles).await {
         Ok(()) => with_store(|s| s.update_storage(id, |i| i.cycles = cycles.saturating_add(cfg.top_up_cycles))),
         Err(e) => with_store(|s| s.update_storage(id, |i| i.last_error = Some(e))),
-    }
+    };
 }
 
 /// Finishes or drops placements that a reject or a trap left pending.
@@ -397,7 +398,7 @@ async fn run_upgrade() {
 /// Stop, upgrade, start one storage canister; no new capsules go to it meanwhile. A
 /// canister already running the target module is left alone (resuming is idempotent).
 async fn upgrade_one(id: Principal, target: &ByteBuf) -> std::result::Result<(), String> {
-    let prior = with_store(|s| s.storage_list().into_iter().find(|i| i.canister_id == id).map(|i| i.state));
+    let prior = with_store(|s| s.storage_get(id).map(|i| i.state));
     let Some(prior) = prior else { return Ok(()) }; // no longer listed
     let restore = if prior == StorageState::Upgrading { StorageState::Active } else { prior };
     with_store(|s| s.set_state(id, StorageState::Upgrading, None));

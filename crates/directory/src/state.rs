@@ -5,7 +5,7 @@
 //! |---|---|
 //! | 0 | `Meta` (config, next capsule id, rolling upgrade), Candid in a cell |
 //! | 1 | the storage canisters' Wasm module (bytes) |
-//! | 2 | storage canisters: index → `StorageInfo` |
+//! | 2 | storage canisters: canister id → `StorageInfo` |
 //! | 3 | capsules: id → `Placed` (only confirmed placements) |
 //! | 4 | (owner, capsule id) → () |
 //! | 5 | pending placements: id → `Pending` (begun, not confirmed) |
@@ -73,7 +73,6 @@ pub struct Pending {
     pub canister: Principal,
     pub owner: Principal,
     pub name: String,
-    pub since_ns: u64,
 }
 
 /// (owner, capsule id): principal length, principal bytes padded to 29, id big-endian.
@@ -110,7 +109,7 @@ impl Storable for OwnerKey {
 pub struct Store {
     pub meta: StableCell<Candid<Meta>, Mem>,
     pub wasm: StableCell<Candid<serde_bytes::ByteBuf>, Mem>,
-    pub storage: StableBTreeMap<u32, Candid<StorageInfo>, Mem>,
+    pub storage: StableBTreeMap<Principal, Candid<StorageInfo>, Mem>,
     pub capsules: StableBTreeMap<u64, Candid<Placed>, Mem>,
     pub owners: StableBTreeMap<OwnerKey, (), Mem>,
     pub pending: StableBTreeMap<u64, Candid<Pending>, Mem>,
@@ -157,26 +156,24 @@ impl Store {
         self.owners.range(OwnerKey::new(owner, 0)..=OwnerKey::new(owner, u64::MAX)).count()
     }
 
-    pub fn storage_index(&self, id: Principal) -> Option<u32> {
-        self.storage.iter().find(|e| e.value().0.canister_id == id).map(|e| *e.key())
+    pub fn storage_get(&self, id: Principal) -> Option<StorageInfo> {
+        self.storage.get(&id).map(|s| s.0)
     }
 
     pub fn storage_list(&self) -> Vec<StorageInfo> {
         self.storage.iter().map(|e| e.value().0).collect()
     }
 
-    /// Changes the record of storage canister `id` (if it is one).
-    pub fn update_storage(&mut self, id: Principal, f: impl FnOnce(&mut StorageInfo)) {
-        if let Some(i) = self.storage_index(id) {
-            let mut s = self.storage.get(&i).expect("listed").0;
-            f(&mut s);
-            self.storage.insert(i, Candid(s));
-        }
+    /// Changes the record of storage canister `id` (if it is one); returns the record.
+    pub fn update_storage(&mut self, id: Principal, f: impl FnOnce(&mut StorageInfo)) -> Option<StorageInfo> {
+        let mut s = self.storage_get(id)?;
+        f(&mut s);
+        self.storage.insert(id, Candid(s.clone()));
+        Some(s)
     }
 
     pub fn add_storage(&mut self, info: StorageInfo) {
-        let i = self.storage.last_key_value().map_or(0, |(k, _)| k + 1);
-        self.storage.insert(i, Candid(info));
+        self.storage.insert(info.canister_id, Candid(info));
     }
 
     /// Confirms a placement: the map entry, the owner index and the count are written
