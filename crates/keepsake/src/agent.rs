@@ -247,6 +247,15 @@ mod tests {
             }
         );
         assert!(!classify(rej(RejectCode::DestinationInvalid)).is_transient());
+        // A stopped or stopping canister (IC0508/IC0509, e.g. mid-upgrade) is retried;
+        // other canister errors are not.
+        let stopped = |code: &str| AgentError::CertifiedReject {
+            reject: RejectResponse { reject_code: RejectCode::CanisterError, reject_message: "m".into(), error_code: Some(code.into()) },
+            operation: None,
+        };
+        assert!(classify(stopped("IC0508")).is_transient());
+        assert!(classify(stopped("IC0509")).is_transient());
+        assert!(!classify(stopped("IC0503")).is_transient());
         assert!(classify(AgentError::TimeoutWaitingForResponse()).is_transient());
         assert!(!classify(AgentError::MessageError("x".into())).is_transient());
     }

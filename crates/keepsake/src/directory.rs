@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::{anyhow, bail, Context};
+use anyhow::{anyhow, Context};
 use candid::{CandidType, Principal};
 use dir::{AddStorageArgs, CapsuleCreateArgs, CapsuleLocation, LocationPage};
 use ic_agent::Agent;
@@ -62,7 +62,7 @@ pub fn setup_local(
     let known = std::fs::read_to_string(&file).ok().and_then(|t| Principal::from_text(t.trim()).ok());
     let id = match known.filter(|id| host.canister_exists(*id)) {
         Some(id) => {
-            let hash: [u8; 32] = sha2::Digest::finalize(<sha2::Sha256 as sha2::Digest>::new_with_prefix(directory_wasm)).into();
+            let hash: [u8; 32] = <sha2::Sha256 as sha2::Digest>::digest(directory_wasm).into();
             if host.canister_module_hash(id) != Some(hash) {
                 let arg = mgmt::InstallCodeArgs {
                     mode: mgmt::CanisterInstallMode::Upgrade(None),
@@ -130,10 +130,6 @@ impl DirectoryClient {
         DirectoryClient { agent, id, cache_path: state.join("directory-cache.json") }
     }
 
-    pub fn id(&self) -> Principal {
-        self.id
-    }
-
     fn cache(&self) -> Cache {
         std::fs::read(&self.cache_path).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default()
     }
@@ -153,13 +149,7 @@ impl DirectoryClient {
         c.directories.get(&self.id.to_text())?.get(&capsule).and_then(|t| Principal::from_text(t).ok())
     }
 
-    async fn query<A: CandidType, R: for<'de> Deserialize<'de> + CandidType>(&self, method: &str, arg: &A) -> anyhow::Result<R> {
-        let bytes = self.agent.query(&self.id, method).with_arg(candid::encode_one(arg)?).call().await.map_err(|e| anyhow!("directory {}: {method}: {}", self.id, classify(e)))?;
-        candid::decode_one(&bytes).with_context(|| format!("decoding the directory's {method} reply"))
-    }
-
-    /// `capsules_list` and `capsules_locate` take more than one argument or none.
-    async fn query_raw<R: for<'de> Deserialize<'de> + CandidType>(&self, method: &str, arg: Vec<u8>) -> anyhow::Result<R> {
+    async fn query<R: for<'de> Deserialize<'de> + CandidType>(&self, method: &str, arg: Vec<u8>) -> anyhow::Result<R> {
         let bytes = self.agent.query(&self.id, method).with_arg(arg).call().await.map_err(|e| anyhow!("directory {}: {method}: {}", self.id, classify(e)))?;
         candid::decode_one(&bytes).with_context(|| format!("decoding the directory's {method} reply"))
     }
@@ -169,7 +159,7 @@ impl DirectoryClient {
         if let Some(c) = self.cached(capsule) {
             return Ok(c);
         }
-        let r: dir::Result<CapsuleLocation> = self.query("capsules_locate", &capsule).await?;
+        let r: dir::Result<CapsuleLocation> = self.query("capsules_locate", candid::encode_one(capsule)?).await?;
         let loc = r.map_err(|e| anyhow!("directory {}: {}", self.id, describe(&e)))?;
         self.remember(capsule, loc.canister_id);
         Ok(loc.canister_id)
@@ -196,7 +186,7 @@ impl DirectoryClient {
         let mut all = Vec::new();
         let mut cursor: Option<u64> = None;
         loop {
-            let page: LocationPage = self.query_raw("capsules_list", candid::encode_args((cursor, None::<u32>))?).await?;
+            let page: LocationPage = self.query("capsules_list", candid::encode_args((cursor, None::<u32>))?).await?;
             for l in &page.capsules {
                 self.remember(l.capsule_id, l.canister_id);
             }
@@ -210,7 +200,7 @@ impl DirectoryClient {
 
     /// The caller's first capsule (by id), created (named "default") if there is none.
     pub async fn default_capsule(&self) -> anyhow::Result<CapsuleLocation> {
-        let page: LocationPage = self.query_raw("capsules_list", candid::encode_args((None::<u64>, Some(1u32)))?).await?;
+        let page: LocationPage = self.query("capsules_list", candid::encode_args((None::<u64>, Some(1u32)))?).await?;
         match page.capsules.into_iter().next() {
             Some(l) => {
                 self.remember(l.capsule_id, l.canister_id);
@@ -218,10 +208,6 @@ impl DirectoryClient {
             }
             None => self.create("default").await,
         }
-    }
-
-    pub async fn storage_list(&self) -> anyhow::Result<Vec<dir::StorageInfo>> {
-        self.query_raw("storage_list", candid::encode_args(())?).await
     }
 }
 
@@ -233,13 +219,5 @@ pub fn describe(e: &dir::Error) -> String {
         dir::Error::NoRoom(m) => format!("no room: {m}"),
         dir::Error::Storage(m) => format!("storage canister: {m}"),
         dir::Error::Conflict(m) => format!("conflict: {m}"),
-    }
-}
-
-/// Checks a directory id given on the command line.
-pub fn parse_directory(id: &str) -> anyhow::Result<Principal> {
-    match Principal::from_text(id) {
-        Ok(p) => Ok(p),
-        Err(e) => bail!("--directory {id}: not a canister id ({e})"),
     }
 }

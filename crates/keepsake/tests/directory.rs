@@ -259,12 +259,9 @@ fn a_directory_places_capsules_upgrades_its_storage_and_survives_failures() {
     // still work there.
     let full = n.storage[0];
     let on_full = mine.capsules.iter().find(|l| l.canister_id == full).unwrap().capsule_id;
-    #[derive(CandidType, Deserialize, Default)]
-    struct ConfigUpdate {
-        max_stored_bytes: Option<u64>,
-    }
+    use backend::api::ConfigUpdate;
     let _: candid::Reserved = {
-        let r = update_raw(&admin, full, "admin_set_config", candid::encode_one(ConfigUpdate { max_stored_bytes: Some(40 << 20) }).unwrap()).unwrap();
+        let r = update_raw(&admin, full, "admin_set_config", candid::encode_one(ConfigUpdate { max_stored_bytes: Some(40 << 20), ..Default::default() }).unwrap()).unwrap();
         candid::decode_one(&r).unwrap()
     };
     common::random_file(&cwd.join("big.bin"), 30 << 20, 2);
@@ -334,7 +331,7 @@ fn a_directory_places_capsules_upgrades_its_storage_and_survives_failures() {
     }
 
     // The operator gives the full canister room again: it takes new capsules again.
-    let r = update_raw(&admin, full, "admin_set_config", candid::encode_one(ConfigUpdate { max_stored_bytes: Some(1 << 30) }).unwrap()).unwrap();
+    let r = update_raw(&admin, full, "admin_set_config", candid::encode_one(ConfigUpdate { max_stored_bytes: Some(1 << 30), ..Default::default() }).unwrap()).unwrap();
     let _: candid::Reserved = candid::decode_one(&r).unwrap();
     let _: dir::Result<Vec<StorageInfo>> = update(&admin, d, "admin_refresh", ());
     assert_eq!(storage_of(&admin, d).iter().find(|s| s.canister_id == full).unwrap().state, StorageState::Active);

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::bail;
 use keepsake::agent;
-use keepsake::directory::{parse_directory, DirectoryClient};
+use keepsake::directory::DirectoryClient;
 use serde_json::json;
 
 use crate::{CapsuleCmd, Cmd, Global};
@@ -40,7 +40,7 @@ pub async fn resolve(g: &mut Global, cmd: &mut Cmd) -> anyhow::Result<Option<Exi
     }
     let url = agent::parse_network(net)?;
     let (ag, _) = agent::build_agent(&url, g.identity.as_deref()).await?;
-    let dir = DirectoryClient::new(ag, parse_directory(id)?, &g.state);
+    let dir = DirectoryClient::new(ag, agent::parse_canister_id(id)?, &g.state);
     match cmd {
         Cmd::Capsule { cmd: CapsuleCmd::Create { name } } => {
             let loc = dir.create(name).await?;
