@@ -5,39 +5,18 @@
 //! (add `ALLOW_BREAKING_DID=1` only for a deliberate, announced breaking change).
 
 mod common;
+#[path = "common/did_file.rs"]
+mod did_file;
 
 use std::path::PathBuf;
 
-use candid_parser::utils::{service_compatible, service_equal, CandidSource};
-
-fn did_path() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("backend.did")
-}
+use candid_parser::utils::{service_compatible, CandidSource};
+use did_file::check_did_file;
 
 #[test]
 fn backend_did_matches_the_code() {
-    let generated = backend::candid_interface();
-    let path = did_path();
-    let checked_in = std::fs::read_to_string(&path).unwrap_or_default();
-    if std::env::var_os("UPDATE_DID").is_some() {
-        if !checked_in.is_empty() && std::env::var_os("ALLOW_BREAKING_DID").is_none() {
-            service_compatible(CandidSource::Text(&generated), CandidSource::Text(&checked_in))
-                .expect("the new interface breaks existing clients; refusing to write backend.did");
-        }
-        std::fs::write(&path, format!("{}\n", generated.trim_end())).expect("write backend.did");
-        return;
-    }
-    assert!(!checked_in.is_empty(), "backend.did is missing; run UPDATE_DID=1 cargo test --test candid_interface");
-    // Compatible first, so a breaking change reports as such rather than as drift.
-    service_compatible(CandidSource::Text(&generated), CandidSource::Text(&checked_in))
-        .expect("the code's interface breaks clients of the checked-in backend.did");
-    service_equal(CandidSource::Text(&generated), CandidSource::Text(&checked_in))
-        .expect("backend.did differs from the code; run UPDATE_DID=1 cargo test --test candid_interface");
-    assert_eq!(
-        generated.trim(),
-        checked_in.trim(),
-        "backend.did text differs from the code; run UPDATE_DID=1 cargo test --test candid_interface"
-    );
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("backend.did");
+    check_did_file(&backend::candid_interface(), &path, "UPDATE_DID=1 cargo test --test candid_interface");
 }
 
 #[test]
