@@ -17,19 +17,23 @@ use verify::{content_range, get, header};
 const MIB: f64 = 1_048_576.0;
 const CHUNK: u32 = 1_800_000;
 
-fn wasm() -> Vec<u8> {
-    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let path = std::env::var_os("KEEPSAKE_WASM").map(Into::into).unwrap_or_else(|| {
-        let ok = std::process::Command::new("bash")
-            .arg(root.join("scripts/build.sh"))
-            .stdout(std::process::Stdio::null())
-            .status()
-            .expect("run scripts/build.sh")
-            .success();
-        assert!(ok, "scripts/build.sh failed");
-        root.join("target/canister/backend.wasm")
-    });
-    std::fs::read(path).expect("read the canister Wasm")
+/// The release Wasm, built once per test binary (`KEEPSAKE_WASM` overrides the path).
+fn wasm() -> &'static [u8] {
+    static WASM: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    WASM.get_or_init(|| {
+        let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        let path = std::env::var_os("KEEPSAKE_WASM").map(Into::into).unwrap_or_else(|| {
+            let ok = std::process::Command::new("bash")
+                .arg(root.join("scripts/build.sh"))
+                .stdout(std::process::Stdio::null())
+                .status()
+                .expect("run scripts/build.sh")
+                .success();
+            assert!(ok, "scripts/build.sh failed");
+            root.join("target/canister/backend.wasm")
+        });
+        std::fs::read(path).expect("read the canister Wasm")
+    })
 }
 
 fn owner() -> Principal {
@@ -42,7 +46,7 @@ struct Canister {
 
 impl Canister {
     fn new() -> Self {
-        let mut host = Host::new(&wasm(), &candid::encode_args(()).unwrap()).expect("install");
+        let mut host = Host::new(wasm(), &candid::encode_args(()).unwrap()).expect("install");
         host.tick(); // certification pass and raw_rand for the link secret
         Canister { host }
     }
@@ -218,7 +222,7 @@ fn wasm_rebuild_passes_stay_under_the_instruction_limit() {
     let url = format!("/m/{last}/other");
     assert_eq!(c.get(&url, &[]).0.status_code, 200);
 
-    c.host.upgrade(&wasm(), &candid::encode_args(()).unwrap()).expect("upgrade");
+    c.host.upgrade(wasm(), &candid::encode_args(()).unwrap()).expect("upgrade");
     assert_eq!(c.get(&url, &[]).0.status_code, 503, "rebuilding");
     let mut passes = Vec::new();
     for _ in 0..100 {
