@@ -10,6 +10,7 @@
 
 pub mod api;
 mod calls;
+mod inspect;
 mod ops;
 pub mod placement;
 mod state;

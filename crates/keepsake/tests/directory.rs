@@ -163,6 +163,14 @@ fn a_directory_places_capsules_upgrades_its_storage_and_survives_failures() {
     let refused: Result<backend::api::Capsule, backend::api::Error> = candid::decode_one(&direct).unwrap();
     assert!(matches!(refused, Err(backend::api::Error::Unauthorized(ref m)) if m.contains(&d.to_text())), "{refused:?}");
 
+    // A Wasm-sized argument from someone who is not a controller is turned away by the
+    // directory's inspect_message before it runs; a small admin call gets its typed answer.
+    let wasm_arg = candid::encode_one(serde_bytes::ByteBuf::from(vec![0u8; 1 << 20])).unwrap();
+    let turned_away = update_raw(&user, d, "admin_set_storage_wasm", wasm_arg).unwrap_err();
+    assert!(turned_away.contains("inspect_message"), "{turned_away}");
+    let typed: dir::Result<Vec<StorageInfo>> = candid::decode_one(&update_raw(&user, d, "admin_refresh", candid::encode_args(()).unwrap()).unwrap()).unwrap();
+    assert!(matches!(typed, Err(dir::Error::Unauthorized(_))), "{typed:?}");
+
     // A user may create max_capsules_per_owner (16) capsules; the operator raises it.
     for i in 0..16 {
         create(&user, d, &format!("c{i}")).unwrap();
