@@ -90,12 +90,14 @@ impl std::error::Error for ClientError {}
 
 pub type ClientResult<T> = Result<T, ClientError>;
 
-/// Retry policy for transient transport failures.
+/// Retry policy for transient transport failures: at most `attempts` tries, and no
+/// retry that would start after `give_up_after` from the first try.
 #[derive(Clone, Copy, Debug)]
 pub struct RetryPolicy {
     pub attempts: u32,
     pub first_backoff: Duration,
     pub max_backoff: Duration,
+    pub give_up_after: Duration,
 }
 
 impl Default for RetryPolicy {
@@ -104,14 +106,26 @@ impl Default for RetryPolicy {
             attempts: 6,
             first_backoff: Duration::from_millis(200),
             max_backoff: Duration::from_secs(8),
+            give_up_after: Duration::MAX,
         }
     }
 }
 
 impl RetryPolicy {
+    /// Retries for as long as `d` (the CLI's `--retry-for`), however many tries that is.
+    pub fn within(d: Duration) -> Self {
+        Self { attempts: u32::MAX, give_up_after: d, ..Self::default() }
+    }
+
     pub fn backoff(&self, attempt: u32) -> Duration {
         let d = self.first_backoff.saturating_mul(1u32 << attempt.min(16));
         d.min(self.max_backoff)
+    }
+
+    /// Whether try number `attempt + 1` (0-based `attempt` failed) may follow after
+    /// its backoff, `elapsed` after the first try started.
+    pub fn may_retry(&self, attempt: u32, elapsed: Duration) -> bool {
+        attempt.saturating_add(1) < self.attempts && elapsed.saturating_add(self.backoff(attempt)) <= self.give_up_after
     }
 }
 
@@ -296,9 +310,10 @@ impl Client {
     /// Sends `req`, retrying transient failures with exponential backoff.
     pub async fn send_raw(&self, req: Request) -> Result<Vec<u8>, TransportError> {
         let mut attempt = 0;
+        let start = std::time::Instant::now();
         loop {
             match self.transport.call(req.clone()).await {
-                Err(e) if e.is_transient() && attempt + 1 < self.retry.attempts => {
+                Err(e) if e.is_transient() && self.retry.may_retry(attempt, start.elapsed()) => {
                     tokio::time::sleep(self.retry.backoff(attempt)).await;
                     attempt += 1;
                 }
@@ -530,5 +545,31 @@ impl Client {
             Some(c) => Ok(c),
             None => self.capsules_create("default").await,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_stop_at_the_attempt_cap_or_the_time_budget() {
+        let d = RetryPolicy::default(); // 6 tries, backoffs 0.2, 0.4, 0.8, 1.6, 3.2 s
+        assert!(d.may_retry(4, Duration::from_secs(3)));
+        assert!(!d.may_retry(5, Duration::ZERO), "six tries at most");
+
+        let w = RetryPolicy::within(Duration::from_secs(30));
+        // Tries start at 0, 0.2, 0.6, 1.4, 3.0, 6.2 s, then 8 s apart (the backoff's cap):
+        // 12.6, 20.6, 28.6 s; the next would start at 36.6 s, past the budget.
+        let mut elapsed = Duration::ZERO;
+        let mut tries = 1;
+        while w.may_retry(tries - 1, elapsed) {
+            elapsed += w.backoff(tries - 1);
+            tries += 1;
+        }
+        assert_eq!(tries, 9, "{elapsed:?}");
+        assert!(elapsed <= Duration::from_secs(30) && elapsed + w.backoff(tries - 1) > Duration::from_secs(30));
+        // A slow first try leaves less time for retries.
+        assert!(!w.may_retry(0, Duration::from_millis(29_900)));
     }
 }

@@ -7,7 +7,7 @@ mod cmd;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use backend::api::{AssetKind, Memory};
@@ -15,7 +15,7 @@ use clap::{Args, Parser, Subcommand};
 use ic_agent::Identity;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use keepsake::agent::{self, AgentTransport};
-use keepsake::client::Client;
+use keepsake::client::{Client, RetryPolicy};
 use keepsake::embedded::{self, EmbeddedTransport};
 use keepsake::journal::Journal;
 use keepsake::ops::{self, FileResult, ProgressFactory, UploadRequest};
@@ -38,6 +38,10 @@ struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
 }
+
+/// `--retry-for`: long enough for a storage canister's upgrade on mainnet (stop, install,
+/// start: seconds to tens of seconds), short enough that a dead network is reported soon.
+const DEFAULT_RETRY_FOR_S: u64 = 30;
 
 #[derive(Args, Debug)]
 struct Global {
@@ -71,6 +75,10 @@ struct Global {
     /// Chunks in flight per upload.
     #[arg(long, global = true, default_value_t = DEFAULT_IN_FLIGHT)]
     jobs: usize,
+    /// Seconds to keep retrying a call that failed for a passing reason (network down,
+    /// canister stopped for an upgrade, replica busy) before giving up (with --network).
+    #[arg(long, global = true, env = "KEEPSAKE_RETRY_FOR", default_value_t = DEFAULT_RETRY_FOR_S, value_name = "SECONDS")]
+    retry_for: u64,
 }
 
 #[derive(Subcommand, Debug)]
@@ -280,7 +288,7 @@ async fn connect(g: &Global, as_controller: bool) -> anyhow::Result<Client> {
         };
         let canister = agent::parse_canister_id(id)?;
         let t = AgentTransport::connect(url, canister, g.identity.as_deref()).await?;
-        return Ok(Client::new(Box::new(t)));
+        return Ok(Client::new(Box::new(t)).with_retry(RetryPolicy::within(Duration::from_secs(g.retry_for))));
     }
     Ok(Client::new(Box::new(open_embedded(g, as_controller)?)))
 }

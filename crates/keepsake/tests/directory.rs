@@ -284,12 +284,17 @@ fn a_directory_places_capsules_upgrades_its_storage_and_survives_failures() {
     common::random_file(&cwd.join("small.bin"), 2 << 20, 3);
     cli_ok(&n, cwd, &["upload", "--capsule", &on_full.to_string(), "small.bin"]);
 
-    // A storage canister stopped: the CLI says so and gives up after its retries; the
-    // directory places elsewhere; once it runs again, the same command works.
+    // A storage canister stopped: the CLI retries for --retry-for seconds (tries at 0,
+    // 0.2, 0.6 and 1.4 s within 2 s), then says so; the directory places elsewhere; once
+    // it runs again, the same command works.
     let stopped = b.canister_id;
     mgmt_call(&admin, "stop_canister", stopped).unwrap();
-    let r = cli(&n, cwd, &["ls", "--capsule", &b.capsule_id.to_string()], &[]);
+    let t0 = std::time::Instant::now();
+    let r = cli(&n, cwd, &["--retry-for", "2", "ls", "--capsule", &b.capsule_id.to_string()], &[]);
+    let gave_up_after = t0.elapsed();
     assert_ne!(r.code, 0);
+    assert!(gave_up_after >= std::time::Duration::from_millis(1400), "retried for its budget: {gave_up_after:?}");
+    assert!(gave_up_after < std::time::Duration::from_secs(10), "gave up after its budget: {gave_up_after:?}");
     assert!(r.stderr.contains("stopped"), "clear error: {}", r.stderr);
     for i in 0..5 {
         let l = create(&user, d, &format!("while-stopped-{i}")).unwrap();

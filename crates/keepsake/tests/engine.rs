@@ -110,6 +110,7 @@ fn client(t: TestTransport) -> (Client, Rc<TestTransport>) {
         attempts: 5,
         first_backoff: Duration::from_millis(1),
         max_backoff: Duration::from_millis(5),
+        ..Default::default()
     });
     (c, t)
 }
