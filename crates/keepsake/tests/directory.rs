@@ -294,7 +294,7 @@ fn a_directory_places_capsules_upgrades_its_storage_and_survives_failures() {
     let gave_up_after = t0.elapsed();
     assert_ne!(r.code, 0);
     assert!(gave_up_after >= std::time::Duration::from_millis(1400), "retried for its budget: {gave_up_after:?}");
-    assert!(gave_up_after < std::time::Duration::from_secs(10), "gave up after its budget: {gave_up_after:?}");
+    assert!(gave_up_after < std::time::Duration::from_secs(20), "gave up after its 2 s, not the default 30 s: {gave_up_after:?}");
     assert!(r.stderr.contains("stopped"), "clear error: {}", r.stderr);
     for i in 0..5 {
         let l = create(&user, d, &format!("while-stopped-{i}")).unwrap();
