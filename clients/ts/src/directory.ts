@@ -11,7 +11,7 @@ import {
   type Error as DirectoryErrorVariant,
   type LocationPage,
 } from './declarations-directory/directory.did.js';
-import { Keepsake, KeepsakeError } from './index.js';
+import { Keepsake, KeepsakeError, type KeepsakeOptions } from './index.js';
 
 export type { CapsuleLocation, StorageInfo } from './declarations-directory/directory.did.js';
 export { directoryIdl };
@@ -41,7 +41,13 @@ export class KeepsakeDirectory {
   readonly actor: ActorSubclass<DirectoryService>;
   private readonly id: string;
 
-  constructor(readonly agent: HttpAgent, directoryId: Principal | string, private readonly cache: LocationCache = new MapCache()) {
+  /** `options` go to every `Keepsake` that `keepsakeFor` makes. */
+  constructor(
+    readonly agent: HttpAgent,
+    directoryId: Principal | string,
+    private readonly cache: LocationCache = new MapCache(),
+    private readonly options: KeepsakeOptions = {},
+  ) {
     this.id = directoryId.toString();
     this.actor = Actor.createActor<DirectoryService>(directoryIdl, { agent, canisterId: directoryId });
   }
@@ -65,7 +71,7 @@ export class KeepsakeDirectory {
 
   /** A client for the storage canister that holds `capsuleId`. */
   async keepsakeFor(capsuleId: bigint): Promise<Keepsake> {
-    return new Keepsake(this.agent, await this.locate(capsuleId));
+    return new Keepsake(this.agent, await this.locate(capsuleId), this.options);
   }
 
   /** Creates a capsule of the caller (placed where there is room). */

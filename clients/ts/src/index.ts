@@ -63,8 +63,10 @@ export interface UploadOptions {
   inFlight?: number;
   /** Bytes per chunk (default: the canister's `default_chunk_size`). */
   chunkSize?: number;
-  /** Attempts per message for failures in transit (default 6). */
+  /** Most attempts per message for failures in transit (default: no bound but `retryForMs`). */
   attempts?: number;
+  /** How long a message is retried after failures in transit, in ms (default: the client's). */
+  retryForMs?: number;
   /** The session's idempotency key (default: from the file's fingerprint). */
   idempotencyKey?: string;
   signal?: AbortSignal;
@@ -111,22 +113,40 @@ export async function fingerprint(blob: Blob): Promise<string> {
   return `ts1-${bytesToHex(h.digest()).slice(0, 40)}`;
 }
 
+/** Default of `KeepsakeOptions.retryForMs`: long enough for a canister's stop, upgrade and start on mainnet. */
+export const DEFAULT_RETRY_FOR_MS = 30_000;
+
+export interface KeepsakeOptions {
+  /**
+   * How long a message is retried after failures in transit (network, a canister stopped for
+   * an upgrade, a busy replica), in ms; typed refusals are never retried. Default 30 s.
+   */
+  retryForMs?: number;
+}
+
 export class Keepsake {
   readonly actor: ActorSubclass<_SERVICE>;
+  readonly retryForMs: number;
 
-  constructor(readonly agent: HttpAgent, readonly canisterId: Principal | string) {
+  constructor(readonly agent: HttpAgent, readonly canisterId: Principal | string, options: KeepsakeOptions = {}) {
     this.actor = Actor.createActor<_SERVICE>(idlFactory, { agent, canisterId });
+    this.retryForMs = options.retryForMs ?? DEFAULT_RETRY_FOR_MS;
   }
 
-  /** Calls `f` again after failures in transit (not after a typed refusal, which `f` returns). */
-  private async retry<T>(what: string, f: () => Promise<T>, attempts = 6, signal?: AbortSignal): Promise<T> {
+  /**
+   * Calls `f` again after failures in transit (not after a typed refusal, which `f` returns),
+   * with backoff, for `retryForMs` and at most `attempts` tries.
+   */
+  private async retry<T>(what: string, f: () => Promise<T>, attempts = Infinity, signal?: AbortSignal, retryForMs = this.retryForMs): Promise<T> {
+    const start = Date.now();
     for (let i = 1; ; i++) {
       if (signal?.aborted) throw abortError(signal);
       try {
         return await f();
       } catch (e) {
-        if (e instanceof KeepsakeError || i >= attempts || signal?.aborted) throw e;
-        await sleep(Math.min(200 * 2 ** (i - 1), 5000) * (0.5 + Math.random()), signal);
+        const wait = Math.min(200 * 2 ** (i - 1), 5000) * (0.5 + Math.random());
+        if (e instanceof KeepsakeError || i >= attempts || signal?.aborted || Date.now() - start + wait > retryForMs) throw e;
+        await sleep(wait, signal);
       }
     }
   }
@@ -166,7 +186,8 @@ export class Keepsake {
   async upload(source: Blob, opts: UploadOptions): Promise<UploadResult> {
     const t0 = Date.now();
     const { signal } = opts;
-    const attempts = opts.attempts ?? 6;
+    const attempts = opts.attempts ?? Infinity;
+    const retryForMs = opts.retryForMs ?? this.retryForMs;
     const inFlight = Math.max(1, opts.inFlight ?? 8);
     if (source.size === 0) throw new RangeError('empty files cannot be uploaded');
     const key = opts.idempotencyKey ?? (await fingerprint(source));
@@ -182,7 +203,7 @@ export class Keepsake {
         name,
         pmid: [key],
         idempotency_key: [key],
-      }), attempts, signal),
+      }), attempts, signal, retryForMs),
       'uploads_begin',
     );
     const chunkSize = session.chunk_size;
@@ -229,7 +250,7 @@ export class Keepsake {
         const i = next++;
         const bytes = new Uint8Array(await source.slice(i * chunkSize, i * chunkSize + len(i)).arrayBuffer());
         if (!have.has(i)) {
-          ok(await this.retry('uploads_put_chunk', () => this.actor.uploads_put_chunk(session.id, i, bytes), attempts, signal), 'uploads_put_chunk');
+          ok(await this.retry('uploads_put_chunk', () => this.actor.uploads_put_chunk(session.id, i, bytes), attempts, signal, retryForMs), 'uploads_put_chunk');
           sent++;
           held += bytes.length;
           report();
@@ -253,7 +274,7 @@ export class Keepsake {
     const digest = hasher.digest();
     // The canister may still be hashing what arrived out of order: finish says InProgress.
     for (let round = 0; ; round++) {
-      const r = await this.retry('uploads_finish', () => this.actor.uploads_finish(session.id, digest, BigInt(source.size)), attempts, signal);
+      const r = await this.retry('uploads_finish', () => this.actor.uploads_finish(session.id, digest, BigInt(source.size)), attempts, signal, retryForMs);
       if ('Err' in r && 'InProgress' in r.Err && round < 10_000) {
         await sleep(20, signal);
         continue;

@@ -3,12 +3,17 @@
 // and then cached, and uploads go to the storage canister directly.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { Actor } from '@icp-sdk/core/agent';
+import { IDL } from '@icp-sdk/core/candid';
 import { Ed25519KeyIdentity } from '@icp-sdk/core/identity';
-import { KeepsakeDirectory, KeepsakeError } from '../dist/index.js';
+import { Principal } from '@icp-sdk/core/principal';
+import { Keepsake, KeepsakeDirectory, KeepsakeError } from '../dist/index.js';
 import { startServe, agentFor, bytes } from './serve.mjs';
 
+// A controller of every canister of the network (`serve --controller`): stops and starts them.
+const operator = Ed25519KeyIdentity.generate();
 let net;
-before(async () => { net = await startServe(['--storage', '2']); });
+before(async () => { net = await startServe(['--storage', '2', '--controller', operator.getPrincipal().toText()]); });
 after(async () => { await net?.stop(); });
 
 test('directory mode: create through the directory, locate once (cached), upload to the storage canister', async () => {
@@ -53,4 +58,36 @@ test('directory mode: create through the directory, locate once (cached), upload
   await assert.rejects(() => k.capsulesCreate('around'), (e) => e.variant === 'Unauthorized');
   await assert.rejects(() => fresh.locate(987654n), (e) => e instanceof KeepsakeError && e.variant === 'NotFound');
   console.log(`# directory mode: ${afterFirst - before} request(s) to the directory for the first lookup, 0 after`);
+});
+
+test('a stopped storage canister: calls are retried for retryForMs, so an upload outlives a stop, then give up clearly', async () => {
+  const agent = await agentFor(net.url);
+  const dir = new KeepsakeDirectory(agent, net.directory.id);
+  const loc = await dir.createCapsule('through a stop');
+  const k = await dir.keepsakeFor(loc.capsule_id);
+  const target = loc.canister_id;
+  const canisterArg = IDL.Record({ canister_id: IDL.Principal });
+  const management = Actor.createActor(
+    () => IDL.Service({ stop_canister: IDL.Func([canisterArg], [], []), start_canister: IDL.Func([canisterArg], [], []) }),
+    { agent: await agentFor(net.url, operator), canisterId: Principal.managementCanister(), effectiveCanisterId: target },
+  );
+  await management.stop_canister({ canister_id: target });
+
+  // A short budget gives up with the replica's reject (not a typed refusal).
+  const quick = new Keepsake(agent, target, { retryForMs: 1000 });
+  const t0 = Date.now();
+  await assert.rejects(quick.capsulesList(), (e) => !(e instanceof KeepsakeError) && /stopped/i.test(String(e?.message ?? e)));
+  const gaveUp = Date.now() - t0;
+  assert.ok(gaveUp < 10_000, `gave up after its 1 s budget, not the default 30 s: ${gaveUp} ms`);
+
+  // The default (30 s) carries an upload across a 10 s stop; six tries, the rule before,
+  // gave up after at most ~9 s of backoff.
+  const data = bytes(1_500_000, 11);
+  const running = k.upload(new Blob([data]), { capsuleId: loc.capsule_id, name: 'during-a-stop.bin' });
+  await new Promise((r) => setTimeout(r, 10_000));
+  await management.start_canister({ canister_id: target });
+  const r = await running;
+  const back = await k.download(r.blob.id);
+  assert.ok(Buffer.compare(Buffer.from(back), Buffer.from(data)) === 0);
+  console.log(`# stopped storage canister: gave up after ${gaveUp} ms with retryForMs 1000; an upload waited out a 10 s stop`);
 });
