@@ -89,26 +89,22 @@ pub enum Layout<M: Memory> {
     Nested { outer: MemoryManager<M>, inner: MemoryManager<VirtualMemory<M>> },
 }
 
-/// The bucket size (pages) in a `MemoryManager` header at the start of `memory`, if
-/// there is one.
+/// The bucket size (pages) in the `MemoryManager` header at the start of non-empty
+/// `memory`, if there is one.
 fn manager_bucket_pages<M: Memory>(memory: &M) -> Option<u16> {
-    if memory.size() == 0 {
-        return None;
-    }
     let mut h = [0u8; 8];
     memory.read(0, &mut h);
     (&h[..3] == b"MGR").then(|| u16::from_le_bytes([h[6], h[7]]))
 }
 
 impl<M: Memory + Clone> Layout<M> {
-    /// Opens the layout `memory` has; fresh memory gets the nested one.
+    /// Opens the layout `memory` has; fresh memory gets the nested one. Anything else is
+    /// flat (a memory that is not ours is then refused by the caller's header check).
     pub fn open(memory: M) -> Self {
-        match manager_bucket_pages(&memory) {
-            Some(FLAT_BUCKET_PAGES) => Layout::Flat(MemoryManager::init(memory)),
-            None if memory.size() == 0 => Self::nested(memory),
-            Some(OUTER_BUCKET_PAGES) => Self::nested(memory),
-            // Not ours (the header check of the caller refuses it).
-            _ => Layout::Flat(MemoryManager::init(memory)),
+        if memory.size() == 0 || manager_bucket_pages(&memory) == Some(OUTER_BUCKET_PAGES) {
+            Self::nested(memory)
+        } else {
+            Layout::Flat(MemoryManager::init(memory))
         }
     }
 
@@ -142,7 +138,6 @@ impl<M: Memory + Clone> Layout<M> {
     pub fn is_nested(&self) -> bool {
         matches!(self, Layout::Nested { .. })
     }
-
 }
 
 /// Content a layout can hold.
