@@ -3,38 +3,19 @@
 //! and certification data cost in instructions (`-- --nocapture` prints the figures;
 //! system API metering is on, so they include the IC's charges for stable reads).
 
-mod common;
+mod harness;
 #[path = "common/verify.rs"]
 mod verify;
 
 use backend::api::*;
 use candid::Principal;
-use common::{file, sha};
+use harness::{file, sha};
 use ic_host::Host;
 use serde_bytes::ByteBuf;
 use verify::{content_range, get, header};
 
 const MIB: f64 = 1_048_576.0;
 const CHUNK: u32 = 1_800_000;
-
-/// The release Wasm, built once per test binary (`KEEPSAKE_WASM` overrides the path).
-fn wasm() -> &'static [u8] {
-    static WASM: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
-    WASM.get_or_init(|| {
-        let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-        let path = std::env::var_os("KEEPSAKE_WASM").map(Into::into).unwrap_or_else(|| {
-            let ok = std::process::Command::new("bash")
-                .arg(root.join("scripts/build.sh"))
-                .stdout(std::process::Stdio::null())
-                .status()
-                .expect("run scripts/build.sh")
-                .success();
-            assert!(ok, "scripts/build.sh failed");
-            root.join("target/canister/backend.wasm")
-        });
-        std::fs::read(path).expect("read the canister Wasm")
-    })
-}
 
 fn owner() -> Principal {
     Principal::from_slice(&[7, 1, 2, 3])
@@ -46,7 +27,7 @@ struct Canister {
 
 impl Canister {
     fn new() -> Self {
-        let mut host = Host::new(wasm(), &candid::encode_args(()).unwrap()).expect("install");
+        let mut host = Host::new(harness::canister_wasm(), &candid::encode_args(()).unwrap()).expect("install");
         host.tick(); // certification pass and raw_rand for the link secret
         Canister { host }
     }
@@ -163,7 +144,7 @@ fn wasm_http_certified_ranges_privacy_links_and_costs() {
     assert!(read.reply.is_ok());
 
     // Upgrade: http waits for the bounded rebuild, then serves the same.
-    let wasm = wasm();
+    let wasm = harness::canister_wasm();
     let up = c.host.upgrade(&wasm, &candid::encode_args(()).unwrap()).expect("upgrade");
     assert_eq!(c.get(&url, &[]).0.status_code, 503);
     let passes: Vec<u64> = c.host.tick().iter().map(|r| r.instructions).collect();
@@ -222,7 +203,7 @@ fn wasm_rebuild_passes_stay_under_the_instruction_limit() {
     let url = format!("/m/{last}/other");
     assert_eq!(c.get(&url, &[]).0.status_code, 200);
 
-    c.host.upgrade(wasm(), &candid::encode_args(()).unwrap()).expect("upgrade");
+    c.host.upgrade(harness::canister_wasm(), &candid::encode_args(()).unwrap()).expect("upgrade");
     assert_eq!(c.get(&url, &[]).0.status_code, 503, "rebuilding");
     let mut passes = Vec::new();
     for _ in 0..100 {
