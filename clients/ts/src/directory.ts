@@ -11,7 +11,7 @@ import {
   type Error as DirectoryErrorVariant,
   type LocationPage,
 } from './declarations-directory/directory.did.js';
-import { Keepsake, KeepsakeError, type KeepsakeOptions } from './index.js';
+import { DEFAULT_RETRY_FOR_MS, Keepsake, KeepsakeError, retrying, type KeepsakeOptions } from './index.js';
 
 export type { CapsuleLocation, StorageInfo } from './declarations-directory/directory.did.js';
 export { directoryIdl };
@@ -41,7 +41,7 @@ export class KeepsakeDirectory {
   readonly actor: ActorSubclass<DirectoryService>;
   private readonly id: string;
 
-  /** `options` go to every `Keepsake` that `keepsakeFor` makes. */
+  /** `options` apply to the directory's queries and go to every `Keepsake` that `keepsakeFor` makes. */
   constructor(
     readonly agent: HttpAgent,
     directoryId: Principal | string,
@@ -50,6 +50,12 @@ export class KeepsakeDirectory {
   ) {
     this.id = directoryId.toString();
     this.actor = Actor.createActor<DirectoryService>(directoryIdl, { agent, canisterId: directoryId });
+  }
+
+  /** A query, retried after failures in transit like the storage client's calls
+   * (`createCapsule` is not: a lost reply may have created a capsule). */
+  private query<T>(f: () => Promise<T>): Promise<T> {
+    return retrying(f, this.options.retryForMs ?? DEFAULT_RETRY_FOR_MS);
   }
 
   private key(capsuleId: bigint) {
@@ -64,7 +70,7 @@ export class KeepsakeDirectory {
   async locate(capsuleId: bigint): Promise<Principal> {
     const cached = this.cache.getItem(this.key(capsuleId));
     if (cached) return Principal.fromText(cached);
-    const l = ok(await this.actor.capsules_locate(capsuleId), 'capsules_locate');
+    const l = ok(await this.query(() => this.actor.capsules_locate(capsuleId)), 'capsules_locate');
     this.remember(l);
     return l.canister_id;
   }
@@ -86,7 +92,8 @@ export class KeepsakeDirectory {
     const all: CapsuleLocation[] = [];
     let cursor: [] | [bigint] = [];
     for (;;) {
-      const page: LocationPage = await this.actor.capsules_list(cursor, []);
+      const c = cursor;
+      const page: LocationPage = await this.query(() => this.actor.capsules_list(c, []));
       page.capsules.forEach((l: CapsuleLocation) => this.remember(l));
       all.push(...page.capsules);
       if (page.next_cursor.length === 0) return all;

@@ -124,6 +124,24 @@ export interface KeepsakeOptions {
   retryForMs?: number;
 }
 
+/**
+ * Calls `f` again after failures in transit (not after a typed refusal, which `f` returns
+ * or throws as a `KeepsakeError`), with backoff, for `retryForMs` and at most `attempts` tries.
+ */
+export async function retrying<T>(f: () => Promise<T>, retryForMs: number, attempts = Infinity, signal?: AbortSignal): Promise<T> {
+  const start = Date.now();
+  for (let i = 1; ; i++) {
+    if (signal?.aborted) throw abortError(signal);
+    try {
+      return await f();
+    } catch (e) {
+      const wait = Math.min(200 * 2 ** (i - 1), 5000) * (0.5 + Math.random());
+      if (e instanceof KeepsakeError || i >= attempts || signal?.aborted || Date.now() - start + wait > retryForMs) throw e;
+      await sleep(wait, signal);
+    }
+  }
+}
+
 export class Keepsake {
   readonly actor: ActorSubclass<_SERVICE>;
   readonly retryForMs: number;
@@ -133,22 +151,8 @@ export class Keepsake {
     this.retryForMs = options.retryForMs ?? DEFAULT_RETRY_FOR_MS;
   }
 
-  /**
-   * Calls `f` again after failures in transit (not after a typed refusal, which `f` returns),
-   * with backoff, for `retryForMs` and at most `attempts` tries.
-   */
-  private async retry<T>(what: string, f: () => Promise<T>, attempts = Infinity, signal?: AbortSignal, retryForMs = this.retryForMs): Promise<T> {
-    const start = Date.now();
-    for (let i = 1; ; i++) {
-      if (signal?.aborted) throw abortError(signal);
-      try {
-        return await f();
-      } catch (e) {
-        const wait = Math.min(200 * 2 ** (i - 1), 5000) * (0.5 + Math.random());
-        if (e instanceof KeepsakeError || i >= attempts || signal?.aborted || Date.now() - start + wait > retryForMs) throw e;
-        await sleep(wait, signal);
-      }
-    }
+  private retry<T>(what: string, f: () => Promise<T>, attempts = Infinity, signal?: AbortSignal, retryForMs = this.retryForMs): Promise<T> {
+    return retrying(f, retryForMs, attempts, signal);
   }
 
   async capsulesCreate(name: string): Promise<Capsule> {

@@ -13,6 +13,16 @@ import { startServe, agentFor, bytes } from './serve.mjs';
 // A controller of every canister of the network (`serve --controller`): stops and starts them.
 const operator = Ed25519KeyIdentity.generate();
 let net;
+
+/** The management canister's stop/start for `canister`, called as the operator. */
+async function managementFor(canister) {
+  const arg = IDL.Record({ canister_id: IDL.Principal });
+  return Actor.createActor(
+    () => IDL.Service({ stop_canister: IDL.Func([arg], [], []), start_canister: IDL.Func([arg], [], []) }),
+    { agent: await agentFor(net.url, operator), canisterId: Principal.managementCanister(), effectiveCanisterId: canister },
+  );
+}
+
 before(async () => { net = await startServe(['--storage', '2', '--controller', operator.getPrincipal().toText()]); });
 after(async () => { await net?.stop(); });
 
@@ -66,11 +76,7 @@ test('a stopped storage canister: calls are retried for retryForMs, so an upload
   const loc = await dir.createCapsule('through a stop');
   const k = await dir.keepsakeFor(loc.capsule_id);
   const target = loc.canister_id;
-  const canisterArg = IDL.Record({ canister_id: IDL.Principal });
-  const management = Actor.createActor(
-    () => IDL.Service({ stop_canister: IDL.Func([canisterArg], [], []), start_canister: IDL.Func([canisterArg], [], []) }),
-    { agent: await agentFor(net.url, operator), canisterId: Principal.managementCanister(), effectiveCanisterId: target },
-  );
+  const management = await managementFor(target);
   await management.stop_canister({ canister_id: target });
 
   // A short budget gives up with the replica's reject (not a typed refusal).
@@ -89,5 +95,14 @@ test('a stopped storage canister: calls are retried for retryForMs, so an upload
   const r = await running;
   const back = await k.download(r.blob.id);
   assert.ok(Buffer.compare(Buffer.from(back), Buffer.from(data)) === 0);
+
+  // The directory stopped: a lookup that is not cached waits for it the same way.
+  const directory = Principal.fromText(net.directory.id);
+  const directoryManagement = await managementFor(directory);
+  await directoryManagement.stop_canister({ canister_id: directory });
+  const lookup = new KeepsakeDirectory(agent, directory).locate(loc.capsule_id);
+  await new Promise((r) => setTimeout(r, 1500));
+  await directoryManagement.start_canister({ canister_id: directory });
+  assert.equal((await lookup).toText(), target.toText());
   console.log(`# stopped storage canister: gave up after ${gaveUp} ms with retryForMs 1000; an upload waited out a 10 s stop`);
 });

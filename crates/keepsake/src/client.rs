@@ -127,6 +127,24 @@ impl RetryPolicy {
     pub fn may_retry(&self, attempt: u32, elapsed: Duration) -> bool {
         attempt.saturating_add(1) < self.attempts && elapsed.saturating_add(self.backoff(attempt)) <= self.give_up_after
     }
+
+    /// Runs `call` again after transient failures, with backoff, while the policy allows.
+    pub async fn run<T, F: std::future::Future<Output = Result<T, TransportError>>>(
+        &self,
+        mut call: impl FnMut() -> F,
+    ) -> Result<T, TransportError> {
+        let start = std::time::Instant::now();
+        let mut attempt = 0;
+        loop {
+            match call().await {
+                Err(e) if e.is_transient() && self.may_retry(attempt, start.elapsed()) => {
+                    tokio::time::sleep(self.backoff(attempt)).await;
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
 }
 
 /// Request builders: pure functions from typed arguments to [`Request`]s. The agent
@@ -309,17 +327,7 @@ impl Client {
 
     /// Sends `req`, retrying transient failures with exponential backoff.
     pub async fn send_raw(&self, req: Request) -> Result<Vec<u8>, TransportError> {
-        let mut attempt = 0;
-        let start = std::time::Instant::now();
-        loop {
-            match self.transport.call(req.clone()).await {
-                Err(e) if e.is_transient() && self.retry.may_retry(attempt, start.elapsed()) => {
-                    tokio::time::sleep(self.retry.backoff(attempt)).await;
-                    attempt += 1;
-                }
-                other => return other,
-            }
-        }
+        self.retry.run(|| self.transport.call(req.clone())).await
     }
 
     async fn send<R>(&self, req: Request) -> ClientResult<R>

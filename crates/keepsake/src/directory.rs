@@ -14,6 +14,7 @@ use ic_host::Host;
 use serde::Deserialize;
 
 use crate::agent::classify;
+use crate::client::RetryPolicy;
 
 /// The directory's Candid types: its own `api.rs` (linking the directory crate would
 /// bring its canister exports, which clash with the backend's).
@@ -117,6 +118,7 @@ pub struct DirectoryClient {
     agent: Agent,
     id: Principal,
     cache_path: PathBuf,
+    retry: RetryPolicy,
 }
 
 #[derive(serde::Serialize, serde::Deserialize, Default)]
@@ -126,8 +128,10 @@ struct Cache {
 }
 
 impl DirectoryClient {
-    pub fn new(agent: Agent, id: Principal, state: &Path) -> Self {
-        DirectoryClient { agent, id, cache_path: state.join("directory-cache.json") }
+    /// `retry`: for its queries (the CLI's `--retry-for`); `capsules_create` is not
+    /// retried (a lost reply may have created a capsule).
+    pub fn new(agent: Agent, id: Principal, state: &Path, retry: RetryPolicy) -> Self {
+        DirectoryClient { agent, id, cache_path: state.join("directory-cache.json"), retry }
     }
 
     fn cache(&self) -> Cache {
@@ -150,7 +154,8 @@ impl DirectoryClient {
     }
 
     async fn query<R: for<'de> Deserialize<'de> + CandidType>(&self, method: &str, arg: Vec<u8>) -> anyhow::Result<R> {
-        let bytes = self.agent.query(&self.id, method).with_arg(arg).call().await.map_err(|e| anyhow!("directory {}: {method}: {}", self.id, classify(e)))?;
+        let call = || async { self.agent.query(&self.id, method).with_arg(arg.clone()).call().await.map_err(classify) };
+        let bytes = self.retry.run(call).await.map_err(|e| anyhow!("directory {}: {method}: {e}", self.id))?;
         candid::decode_one(&bytes).with_context(|| format!("decoding the directory's {method} reply"))
     }
 

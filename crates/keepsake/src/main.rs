@@ -279,6 +279,11 @@ fn main() -> ExitCode {
     }
 }
 
+/// `--retry-for` as a policy for calls over the network.
+fn retry_policy(g: &Global) -> RetryPolicy {
+    RetryPolicy::within(Duration::from_secs(g.retry_for))
+}
+
 /// Builds the client: ic-agent with `--network`, else the embedded canister.
 async fn connect(g: &Global, as_controller: bool) -> anyhow::Result<Client> {
     if let Some(net) = &g.network {
@@ -288,7 +293,7 @@ async fn connect(g: &Global, as_controller: bool) -> anyhow::Result<Client> {
         };
         let canister = agent::parse_canister_id(id)?;
         let t = AgentTransport::connect(url, canister, g.identity.as_deref()).await?;
-        return Ok(Client::new(Box::new(t)).with_retry(RetryPolicy::within(Duration::from_secs(g.retry_for))));
+        return Ok(Client::new(Box::new(t)).with_retry(retry_policy(g)));
     }
     Ok(Client::new(Box::new(open_embedded(g, as_controller)?)))
 }

@@ -101,6 +101,20 @@ fn cli(n: &Net, cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
 
 /// `canister`: `--canister ID` instead of `--directory`.
 fn cli_at(n: &Net, cwd: &Path, canister: Option<Principal>, args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut cmd = cli_cmd(n, cwd, canister, args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    Run { code: out.status.code().unwrap_or(-1), stdout: String::from_utf8_lossy(&out.stdout).into(), stderr: String::from_utf8_lossy(&out.stderr).into() }
+}
+
+/// The CLI started in the background, through the directory; its output is piped.
+fn cli_spawn(n: &Net, cwd: &Path, args: &[&str]) -> std::process::Child {
+    cli_cmd(n, cwd, None, args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
+}
+
+fn cli_cmd(n: &Net, cwd: &Path, canister: Option<Principal>, args: &[&str]) -> Command {
     let target = match canister {
         Some(c) => ["--canister".to_string(), c.to_text()],
         None => ["--directory".to_string(), n.directory.to_text()],
@@ -117,11 +131,7 @@ fn cli_at(n: &Net, cwd: &Path, canister: Option<Principal>, args: &[&str], env: 
         .args(args)
         .env_remove("KEEPSAKE_CANISTER")
         .env_remove("KEEPSAKE_STOP_AFTER_CHUNKS");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let out = cmd.output().unwrap();
-    Run { code: out.status.code().unwrap_or(-1), stdout: String::from_utf8_lossy(&out.stdout).into(), stderr: String::from_utf8_lossy(&out.stderr).into() }
+    cmd
 }
 
 fn cli_ok(n: &Net, cwd: &Path, args: &[&str]) -> serde_json::Value {
@@ -218,7 +228,13 @@ fn a_directory_places_capsules_upgrades_its_storage_and_survives_failures() {
     // One lookup, then cached: with the directory stopped, the capsule is still found.
     mgmt_call(&admin, "stop_canister", d).unwrap();
     cli_ok(&n, cwd, &["ls", "--capsule", &a.capsule_id.to_string()]);
+    // A capsule not cached yet: the lookup is retried (--retry-for) until the directory
+    // runs again.
+    let child = cli_spawn(&n, cwd, &["ls", "--capsule", &b.capsule_id.to_string()]);
+    std::thread::sleep(std::time::Duration::from_millis(1500));
     mgmt_call(&admin, "start_canister", d).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "the lookup waited for the directory: {}", String::from_utf8_lossy(&out.stderr));
 
     // Figures: what the directory adds per capsule and per lookup (instructions as the
     // IC counts them, every message the call caused).
@@ -303,17 +319,7 @@ fn a_directory_places_capsules_upgrades_its_storage_and_survives_failures() {
     assert_eq!(status(&admin, d).pending, 0);
     // An upload to it started while it is stopped finishes once it is started.
     common::random_file(&cwd.join("b.bin"), 1 << 20, 4);
-    let child = Command::new(env!("CARGO_BIN_EXE_keepsake"))
-        .current_dir(cwd)
-        .arg("--state")
-        .arg(cwd.join("cli"))
-        .args(["--network", &n.url, "--directory", &d.to_text(), "--identity"])
-        .arg(cwd.join("me.pem"))
-        .args(["--json", "upload", "--capsule", &b.capsule_id.to_string(), "b.bin"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = cli_spawn(&n, cwd, &["upload", "--capsule", &b.capsule_id.to_string(), "b.bin"]);
     std::thread::sleep(std::time::Duration::from_millis(1500));
     mgmt_call(&admin, "start_canister", stopped).unwrap();
     let out = child.wait_with_output().unwrap();

@@ -40,7 +40,7 @@ pub async fn resolve(g: &mut Global, cmd: &mut Cmd) -> anyhow::Result<Option<Exi
     }
     let url = agent::parse_network(net)?;
     let (ag, _) = agent::build_agent(&url, g.identity.as_deref()).await?;
-    let dir = DirectoryClient::new(ag, agent::parse_canister_id(id)?, &g.state);
+    let dir = DirectoryClient::new(ag, agent::parse_canister_id(id)?, &g.state, crate::retry_policy(g));
     match cmd {
         Cmd::Capsule { cmd: CapsuleCmd::Create { name } } => {
             let loc = dir.create(name).await?;
