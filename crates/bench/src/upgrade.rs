@@ -1,8 +1,9 @@
 //! Upgrades against stored data: what `install_code` in upgrade mode costs (pre_upgrade +
 //! compilation + post_upgrade, counted as the IC counts against its 300 B limit) with
 //! nothing, 100 MB, 1 GB and 10 GB stored (1 GB files), in keepsake and in DFINITY's
-//! asset canister holding the same bytes (not tried past 1 GB, where it already fails). keepsake keeps everything in stable structures, so its upgrade does not
-//! read the data; the asset canister serializes its whole state in pre_upgrade.
+//! asset canister holding the same bytes (not tried past a size where it already failed).
+//! keepsake keeps everything in stable structures, so its upgrade does not read the data;
+//! the asset canister serializes its whole state in pre_upgrade.
 
 use std::fmt::Write as _;
 use std::time::Instant;
@@ -16,8 +17,9 @@ use crate::{assets, keepsake};
 pub struct Row {
     pub stored: u64,
     pub keepsake: UpgradeCost,
-    /// The asset canister's cost, or why the upgrade failed.
-    pub assets: std::result::Result<UpgradeCost, String>,
+    /// The asset canister's cost, or why the upgrade failed; `None`: not tried, it
+    /// already failed with less stored.
+    pub assets: Option<std::result::Result<UpgradeCost, String>>,
 }
 
 const GB: u64 = 1_000_000_000;
@@ -38,16 +40,17 @@ pub fn run(backend: &[u8], assets_wasm: &[u8], sizes: &[u64], chunk_size: u32) -
         }
         let k = c.host.upgrade(backend, &init).map_err(|e| anyhow::anyhow!("keepsake upgrade with {}: {e}", data::mb(size)))?;
         drop(c);
-        let a = if size > GB {
-            Err(format!("not tried (it cannot be upgraded with {} stored already)", data::mb(GB)))
+        let failed_before = rows.iter().any(|r: &Row| matches!(r.assets, Some(Err(_)) | None));
+        let a = if failed_before {
+            None
         } else if size == 0 {
             let mut host = ic_host::Host::new(assets_wasm, &init)?;
-            host.upgrade(assets_wasm, &init).map_err(|e| e.to_string())
+            Some(host.upgrade(assets_wasm, &init).map_err(|e| e.to_string()))
         } else {
             let mut batch = assets::stage(assets_wasm, File::new(size, chunk_size, 4000 + i as u64))?;
             let (r, _) = batch.commit(true)?;
             r.map_err(|e| anyhow::anyhow!("asset canister commit of {}: {e}", data::mb(size)))?;
-            batch.host.upgrade(assets_wasm, &init).map_err(|e| e.to_string())
+            Some(batch.host.upgrade(assets_wasm, &init).map_err(|e| e.to_string()))
         };
         eprintln!("upgrade with {} stored: {:.1} s", data::mb(size), t.elapsed().as_secs_f64());
         rows.push(Row { stored: size, keepsake: k, assets: a });
@@ -67,19 +70,22 @@ pub fn markdown(rows: &[Row]) -> String {
     let cost = |c: &UpgradeCost| format!("{} ({} / {} / {})", b(c.instructions), b(c.pre_upgrade), b(c.compilation), b(c.post_upgrade));
     for r in rows {
         let a = match &r.assets {
-            Ok(c) => cost(c),
-            Err(e) if e.starts_with("not tried") => e.clone(),
-            Err(e) => format!("**fails**: {}", e.chars().take(120).collect::<String>()),
+            Some(Ok(c)) => cost(c),
+            None => "not tried (it failed with less stored)".to_string(),
+            Some(Err(e)) => format!("**fails**: {}", e.chars().take(120).collect::<String>()),
         };
         let _ = writeln!(s, "| {} | {} | {a} |", data::mb(r.stored), cost(&r.keepsake));
     }
     // Where the asset canister stops being upgradable: measured, else extrapolated.
-    let ok: Vec<(u64, u64)> = rows.iter().filter_map(|r| r.assets.as_ref().ok().map(|c| (r.stored, c.instructions))).collect();
+    let ok: Vec<(u64, u64)> = rows.iter().filter_map(|r| match &r.assets {
+        Some(Ok(c)) => Some((r.stored, c.instructions)),
+        _ => None,
+    }).collect();
     let per_byte = match ok[..] {
         [.., (s0, i0), (s1, i1)] if s1 > s0 && i1 > i0 => Some((i1 - i0) as f64 / (s1 - s0) as f64),
         _ => None,
     };
-    if let Some(failed) = rows.iter().find(|r| r.assets.is_err()) {
+    if let Some(failed) = rows.iter().find(|r| matches!(r.assets, Some(Err(_)))) {
         let _ = writeln!(
             s,
             "\nThe asset canister cannot be upgraded with {} stored: its pre_upgrade serializes every asset into a \
