@@ -12,6 +12,7 @@
 //! live in a dedicated virtual memory managed by [`arena::Arena`].
 
 pub mod arena;
+pub mod hash_tree;
 pub mod http;
 pub mod keys;
 pub mod layout;
