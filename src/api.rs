@@ -168,6 +168,12 @@ pub struct UploadConfig {
     pub max_reply_bytes: Option<u64>,
     /// Set in directory mode: capsules are created through this directory canister.
     pub directory: Option<Principal>,
+    /// Memories one capsule holds at most.
+    pub max_memories_per_capsule: Option<u64>,
+    /// Certified parts of one memory at most: the sum over its assets of 1 for an
+    /// inline asset and the blob's `chunk_count` otherwise (a longer file needs a larger
+    /// chunk size).
+    pub max_parts_per_memory: Option<u32>,
 }
 
 #[derive(CandidType, Deserialize, Serialize, Clone, Debug, PartialEq, Eq)]
@@ -393,6 +399,8 @@ pub struct ConfigUpdate {
     /// Puts the canister in directory mode: from then on only this principal (a keepsake
     /// `directory` canister) creates capsules, through `directory_capsules_create`.
     pub directory: Option<Principal>,
+    /// Memories one capsule holds at most (at most 1,000,000).
+    pub max_memories_per_capsule: Option<u64>,
 }
 
 /// What one housekeeping pass did (also returned by `admin_gc`).

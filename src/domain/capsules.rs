@@ -70,6 +70,7 @@ impl<M: Memory + Clone> State<M> {
             reserved_bytes: 0,
             invited: vec![],
             created_by: Some(ctx.caller),
+            memory_count: Some(0),
         };
         self.st.capsules.insert(id, Cbor(rec.clone()));
         self.st.members.insert(MemberKey { principal: ctx.caller, capsule_id: id }, Role::Owner as u8);
@@ -119,6 +120,7 @@ impl<M: Memory + Clone> State<M> {
             max_capsules,
             max_stored_bytes,
             directory,
+            max_memories_per_capsule,
         } = u;
         set(&mut cfg.max_file_size, max_file_size);
         set(&mut cfg.max_capsule_bytes, max_capsule_bytes);
@@ -127,6 +129,7 @@ impl<M: Memory + Clone> State<M> {
         set(&mut cfg.max_capsules_per_caller, max_capsules_per_caller);
         set(&mut cfg.max_capsules, max_capsules);
         set(&mut cfg.max_stored_bytes, max_stored_bytes);
+        set(&mut cfg.max_memories_per_capsule, max_memories_per_capsule);
         if let Some(d) = directory {
             if d == Principal::anonymous() {
                 return Err(Error::InvalidArgument("the directory cannot be the anonymous principal".into()));

@@ -2,6 +2,12 @@
 //! finished blob of the capsule or a small inline image. Creating one is atomic: every
 //! check runs before the first write. Blobs are reference-counted; dropping the last
 //! reference frees the blob's chunks through housekeeping.
+//!
+//! Everything a member creates is counted: a capsule holds at most
+//! `max_memories_per_capsule` memories, and each memory is charged to the capsule's
+//! `bytes_used` for its record and its certified HTTP responses (`memory_charge`, kept
+//! in the record as `charged_bytes` and given back exactly on delete). A memory has at
+//! most `MAX_MEMORY_PARTS` certified parts.
 
 use std::collections::BTreeSet;
 
@@ -11,8 +17,9 @@ use sha2::{Digest, Sha256};
 
 use super::pages::{collect_page, memory_size};
 use super::records::{
-    AssetRecord, BlobRecord, InlineRef, MemoryRecord, MAX_ASSETS, MAX_DESCRIPTION_LEN, MAX_INLINE_BYTES, MAX_KEY_LEN,
-    MAX_TAGS, MAX_TAG_LEN, MAX_TEXT_LEN,
+    asset_parts, memory_charge, AssetRecord, BlobRecord, CapsuleRecord, InlineRef, MemoryRecord, MAX_ASSETS,
+    MAX_CHUNK_SIZE, MAX_DESCRIPTION_LEN, MAX_INLINE_BYTES, MAX_KEY_LEN, MAX_MEMORY_PARTS, MAX_TAGS, MAX_TAG_LEN,
+    MAX_TEXT_LEN,
 };
 use super::{Ctx, State};
 use crate::api::{
@@ -37,10 +44,37 @@ fn check_meta(meta: &MemoryMeta) -> Result<()> {
     Ok(())
 }
 
+/// Refuses a memory whose assets have more than `MAX_MEMORY_PARTS` certified parts.
+fn check_parts(parts: impl IntoIterator<Item = u32>) -> Result<()> {
+    let total: u64 = parts.into_iter().map(u64::from).sum();
+    if total > u64::from(MAX_MEMORY_PARTS) {
+        return Err(invalid(format!(
+            "the memory's assets would have {total} certified parts (1 per inline asset, a blob's chunk count otherwise); \
+             a memory has at most MAX_MEMORY_PARTS = {MAX_MEMORY_PARTS}: upload long files with a larger chunk size (up to {MAX_CHUNK_SIZE} bytes)"
+        )));
+    }
+    Ok(())
+}
+
 /// What an asset input resolves to once checked, before anything is written.
 enum Checked {
     Blob(BlobRecord),
     Inline(Vec<u8>),
+}
+
+impl Checked {
+    fn parts(&self) -> u32 {
+        match self {
+            Checked::Blob(b) => asset_parts(Some(b.chunk_count)),
+            Checked::Inline(_) => asset_parts(None),
+        }
+    }
+    fn inline_bytes(&self) -> u64 {
+        match self {
+            Checked::Blob(_) => 0,
+            Checked::Inline(b) => b.len() as u64,
+        }
+    }
 }
 
 impl<M: StableMemory + Clone> State<M> {
@@ -75,8 +109,12 @@ impl<M: StableMemory + Clone> State<M> {
             }
             checked.push(self.check_asset(capsule.id, a)?);
         }
-        let inline_bytes: u64 = checked.iter().map(|c| if let Checked::Inline(b) = c { b.len() as u64 } else { 0 }).sum();
-        self.check_space(&capsule, inline_bytes)?;
+        check_parts(checked.iter().map(Checked::parts))?;
+        let inline_bytes: u64 = checked.iter().map(Checked::inline_bytes).sum();
+        let charge = memory_charge(&args.meta, args.assets.iter().zip(&checked).map(|(a, c)| (a.mime.as_str(), c.parts())));
+        let cfg = self.st.config();
+        self.check_memory_space(&cfg, &capsule, inline_bytes, charge, "this memory")?;
+        let count = self.check_memory_count(&cfg, &capsule)?;
 
         // Every check passed: write.
         let id = self.st.hdr.next_memory_id;
@@ -95,13 +133,17 @@ impl<M: StableMemory + Clone> State<M> {
             created_at_ns: ctx.now,
             updated_at_ns: ctx.now,
             idempotency: idem.map(|k| ByteBuf::from(k.to_vec())),
+            charged_bytes: charge,
         };
         self.st.memories.insert(id, Cbor(rec.clone()));
         self.st.capsule_memories.insert((capsule.id, id), ());
         if let Some(k) = idem {
             self.st.memory_idempotency.insert(k, id);
         }
-        self.add_capsule_bytes(capsule.id, inline_bytes as i64);
+        self.update_capsule(capsule.id, |c| {
+            c.bytes_used = c.bytes_used.saturating_add(inline_bytes + charge);
+            c.memory_count = Some(count + 1);
+        });
         self.st.save_header();
         self.http_memory_changed(id);
         Ok(self.memory_view(&rec))
@@ -126,9 +168,17 @@ impl<M: StableMemory + Clone> State<M> {
     pub fn memories_update(&mut self, ctx: &Ctx, id: u64, meta: MemoryMeta) -> Result<Memory> {
         let mut rec = self.visible_memory(ctx, id, Role::Writer)?;
         check_meta(&meta)?;
+        let charge = memory_charge(&meta, self.stored_parts(&rec.assets));
+        if charge > rec.charged_bytes {
+            let cfg = self.st.config();
+            self.check_memory_space(&cfg, &self.capsule(rec.capsule_id)?, 0, charge - rec.charged_bytes, "this update")?;
+        }
+        let delta = charge as i64 - rec.charged_bytes as i64;
         rec.meta = meta;
+        rec.charged_bytes = charge;
         rec.updated_at_ns = ctx.now;
         self.st.memories.insert(id, Cbor(rec.clone()));
+        self.add_capsule_bytes(rec.capsule_id, delta);
         Ok(self.memory_view(&rec))
     }
 
@@ -144,13 +194,21 @@ impl<M: StableMemory + Clone> State<M> {
             return Err(invalid(format!("a memory has at most {MAX_ASSETS} assets")));
         }
         let c = self.check_asset(rec.capsule_id, &input)?;
-        let inline_bytes = if let Checked::Inline(b) = &c { b.len() as u64 } else { 0 };
-        self.check_space(&self.capsule(rec.capsule_id)?, inline_bytes)?;
+        let mut parts = self.stored_parts(&rec.assets);
+        parts.push((input.mime.as_str(), c.parts()));
+        check_parts(parts.iter().map(|p| p.1))?;
+        let charge = memory_charge(&rec.meta, parts);
+        let inline_bytes = c.inline_bytes();
+        let cfg = self.st.config();
+        let extra = charge.saturating_sub(rec.charged_bytes);
+        self.check_memory_space(&cfg, &self.capsule(rec.capsule_id)?, inline_bytes, extra, "this asset")?;
+        let delta = charge as i64 - rec.charged_bytes as i64;
         let asset = self.attach_asset(input, c);
         rec.assets.push(asset);
+        rec.charged_bytes = charge;
         rec.updated_at_ns = ctx.now;
         self.st.memories.insert(id, Cbor(rec.clone()));
-        self.add_capsule_bytes(rec.capsule_id, inline_bytes as i64);
+        self.add_capsule_bytes(rec.capsule_id, inline_bytes as i64 + delta);
         self.st.save_header();
         self.http_memory_changed(id);
         Ok(self.memory_view(&rec))
@@ -163,8 +221,13 @@ impl<M: StableMemory + Clone> State<M> {
         };
         let asset = rec.assets.remove(pos);
         self.release_asset(rec.capsule_id, &asset);
+        // Never more than was charged: a memory created before charging stays at 0.
+        let charge = memory_charge(&rec.meta, self.stored_parts(&rec.assets)).min(rec.charged_bytes);
+        let refund = rec.charged_bytes - charge;
+        rec.charged_bytes = charge;
         rec.updated_at_ns = ctx.now;
         self.st.memories.insert(id, Cbor(rec.clone()));
+        self.add_capsule_bytes(rec.capsule_id, -(refund as i64));
         self.st.save_header();
         self.http_memory_changed(id);
         Ok(self.memory_view(&rec))
@@ -183,6 +246,10 @@ impl<M: StableMemory + Clone> State<M> {
                 self.st.memory_idempotency.remove(&k);
             }
         }
+        self.update_capsule(rec.capsule_id, |c| {
+            c.bytes_used = c.bytes_used.saturating_sub(rec.charged_bytes);
+            c.memory_count = c.memory_count.map(|n| n.saturating_sub(1));
+        });
         self.st.hdr.memory_count -= 1;
         self.st.save_header();
         self.http_memory_changed(id);
@@ -272,10 +339,25 @@ impl<M: StableMemory + Clone> State<M> {
         if delta == 0 {
             return;
         }
+        self.update_capsule(capsule_id, |c| c.bytes_used = c.bytes_used.saturating_add_signed(delta));
+    }
+
+    fn update_capsule(&mut self, capsule_id: u64, f: impl FnOnce(&mut CapsuleRecord)) {
         if let Some(mut c) = self.st.capsules.get(&capsule_id).map(|c| c.0) {
-            c.bytes_used = c.bytes_used.saturating_add_signed(delta);
+            f(&mut c);
             self.st.capsules.insert(capsule_id, Cbor(c));
         }
+    }
+
+    /// `(mime, certified parts)` of stored assets, as `memory_charge` takes them.
+    fn stored_parts<'a>(&self, assets: &'a [AssetRecord]) -> Vec<(&'a str, u32)> {
+        assets
+            .iter()
+            .map(|a| {
+                let chunks = a.blob_id.map(|b| self.st.blobs.get(&b).map_or(1, |b| b.0.chunk_count));
+                (a.mime.as_str(), asset_parts(chunks))
+            })
+            .collect()
     }
 
     fn memory_view(&self, m: &MemoryRecord) -> Memory {

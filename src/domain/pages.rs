@@ -137,6 +137,7 @@ mod tests {
             reserved_bytes: u64::MAX,
             invited: members.iter().map(|&principal| Member { principal, role: Role::Writer }).collect(),
             created_by: Some(p),
+            memory_count: Some(u64::MAX),
         };
         let view = crate::api::Capsule {
             id: cap.id,
@@ -178,6 +179,7 @@ mod tests {
             created_at_ns: u64::MAX,
             updated_at_ns: u64::MAX,
             idempotency: None,
+            charged_bytes: u64::MAX,
         };
         let asset_view = crate::api::Asset {
             kind: asset.kind,

@@ -13,12 +13,17 @@
 //!   aborts, deletes and frees.
 //! - Capsules: `max_capsules_per_caller` per principal (controllers are exempt) and
 //!   `max_capsules` in all; members plus invitations per capsule: `MAX_MEMBERS`.
+//! - Memories: `max_memories_per_capsule` per capsule. Each memory is also charged to
+//!   its capsule's `bytes_used` for its record and its certified HTTP responses
+//!   (`records::memory_charge`), so a full capsule creates nothing more, not even
+//!   memories over blobs it already has.
 
 use candid::Principal;
 use ic_stable_structures::Memory;
 
 use super::records::{
-    CapsuleRecord, Config, SessionRecord, MAX_CHUNKS, MAX_CHUNK_SIZE, MAX_LIVE_SESSIONS_LIMIT, MAX_STORED_BYTES_LIMIT,
+    CapsuleRecord, Config, SessionRecord, MAX_CHUNKS, MAX_CHUNK_SIZE, MAX_LIVE_SESSIONS_LIMIT,
+    MAX_MEMORIES_PER_CAPSULE_LIMIT, MAX_STORED_BYTES_LIMIT,
 };
 use super::{Ctx, State};
 use crate::api::{Error, Result};
@@ -40,7 +45,7 @@ impl<M: Memory + Clone> State<M> {
     /// Can `capsule` take `add` more bytes, and can the canister?
     pub(crate) fn check_space(&self, capsule: &CapsuleRecord, add: u64) -> Result<()> {
         if add == 0 {
-            return Ok(()); // nothing new to store (a memory of blobs the capsule has)
+            return Ok(()); // nothing new to store
         }
         let cfg = self.st.config();
         let held = capsule.bytes_used.saturating_add(capsule.reserved_bytes);
@@ -58,6 +63,60 @@ impl<M: Memory + Clone> State<M> {
             )));
         }
         Ok(())
+    }
+
+    /// Can `capsule` take a memory's `charge` (its record and certification, see
+    /// `records::memory_charge`) and `inline` bytes of new inline assets? The capsule
+    /// counts both; the canister's `max_stored_bytes` counts the arena, so only
+    /// `inline`. `what` names the call in the refusal.
+    pub(crate) fn check_memory_space(&self, cfg: &Config, capsule: &CapsuleRecord, inline: u64, charge: u64, what: &str) -> Result<()> {
+        let add = inline.saturating_add(charge);
+        let held = capsule.bytes_used.saturating_add(capsule.reserved_bytes);
+        if add > 0 && held.saturating_add(add) > cfg.max_capsule_bytes {
+            return Err(Error::QuotaExceeded(format!(
+                "capsule {} holds {} bytes (blobs, inline assets, memories' records and certification) and has {} reserved by open uploads, of its {} bytes; {what} needs {add} more ({inline} inline, {charge} for the memory's record and certified responses): delete something first",
+                capsule.id, capsule.bytes_used, capsule.reserved_bytes, cfg.max_capsule_bytes
+            )));
+        }
+        if inline > 0 {
+            let stored = self.stored_bytes();
+            let max = self.max_stored_bytes(cfg);
+            if stored.saturating_add(inline) > max {
+                return Err(Error::QuotaExceeded(format!(
+                    "the canister stores {stored} of its {max} bytes; {inline} more do not fit (deleted data is freed by housekeeping)"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The number of memories in `capsule`, if it may hold one more
+    /// (`max_memories_per_capsule`). Capsules created before memories were counted
+    /// (`memory_count: None`) are counted here from the index, up to the limit + 1: work
+    /// bounded by the limit (at most `MAX_MEMORIES_PER_CAPSULE_LIMIT` entries), done once
+    /// per such capsule, since the create that follows stores the count.
+    pub(crate) fn check_memory_count(&self, cfg: &Config, capsule: &CapsuleRecord) -> Result<u64> {
+        let max = cfg.max_memories_per_capsule;
+        let (n, exact) = match capsule.memory_count {
+            Some(n) => (n, true),
+            None => {
+                let counted = self
+                    .st
+                    .capsule_memories
+                    .range((capsule.id, 0)..=(capsule.id, u64::MAX))
+                    .take(usize::try_from(max.saturating_add(1)).unwrap_or(usize::MAX))
+                    .count() as u64;
+                (counted, counted <= max)
+            }
+        };
+        if n >= max {
+            let at_least = if exact { "" } else { "at least " };
+            return Err(Error::QuotaExceeded(format!(
+                "capsule {} holds {at_least}{n} memories, the most one capsule may (max_memories_per_capsule = {max}): delete some first",
+                capsule.id
+            )));
+        }
+        Ok(n)
     }
 
     /// Reserves a new open session's declared size (the caller writes `capsule`).
@@ -131,6 +190,10 @@ pub(crate) fn validate_config(cfg: &Config) -> Result<()> {
         format!("max_live_sessions_per_caller must be 1 to {MAX_LIVE_SESSIONS_LIMIT}")
     } else if cfg.session_ttl_ns < 60_000_000_000 {
         "session_ttl_ns must be at least 60 s".to_string()
+    } else if cfg.max_memories_per_capsule > MAX_MEMORIES_PER_CAPSULE_LIMIT {
+        format!(
+            "max_memories_per_capsule must be at most {MAX_MEMORIES_PER_CAPSULE_LIMIT}: capsules created before memories were counted are counted once up to it"
+        )
     } else if cfg.max_stored_bytes > MAX_STORED_BYTES_LIMIT {
         format!(
             "max_stored_bytes must be at most {MAX_STORED_BYTES_LIMIT}: the rest of the 500 GiB of stable memory is headroom for indexes and housekeeping"

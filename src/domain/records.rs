@@ -46,6 +46,61 @@ pub const MAX_STORED_BYTES_LIMIT: u64 = crate::storage::layout::NESTED_CAPACITY_
 /// the sessions a revocation aborts in one message.
 pub const MAX_LIVE_SESSIONS_LIMIT: u32 = 1000;
 
+// ---- what a memory costs ----
+//
+// A memory holds space beyond its blobs and inline bytes: its record (metadata, asset
+// descriptions) and the entries certifying its HTTP responses. Both are charged to the
+// capsule's `bytes_used` when the memory is created or changed, the amount is kept in
+// the record (`MemoryRecord::charged_bytes`), and exactly that is given back when it is
+// deleted. The record is charged as the lengths of its texts plus fixed overheads, an
+// upper bound of its CBOR encoding (a unit test checks it for the largest record).
+
+/// Bytes charged for one certified HTTP response: a certified response is ~2 nodes of
+/// a stable Merkle tree of ~130 bytes each (path and response nodes with their hashes).
+pub const CERT_BYTES_PER_RESPONSE: u64 = 256;
+/// Certified responses of an asset beside one per part: the 200, 304, 403 and 416.
+pub const CERT_RESPONSES_PER_ASSET: u64 = 4;
+/// Certified parts of one memory at most (an asset's parts: 1 if inline, its blob's
+/// chunks otherwise). Certifying a memory costs about a per-part instruction count ×
+/// its parts; 8,192 keeps one memory's certification well under 10 B instructions, a
+/// quarter of a message's 40 B limit. A longer file needs a larger chunk size.
+pub const MAX_MEMORY_PARTS: u32 = 8_192;
+/// A memory record beside its texts: ids, kind, timestamps, creator, idempotency
+/// digest, CBOR field names and string headers (tags' included), index entries.
+pub const MEMORY_RECORD_OVERHEAD: u64 = 384;
+/// One asset record beside its MIME type: kind, blob id or inline reference, size,
+/// SHA-256, dimensions, duration, CBOR field names.
+pub const ASSET_RECORD_OVERHEAD: u64 = 192;
+/// The default of `max_memories_per_capsule`.
+pub const DEFAULT_MAX_MEMORIES_PER_CAPSULE: u64 = 100_000;
+/// The most `max_memories_per_capsule` may be set to. Capsules created before memories
+/// were counted have no stored count; their first create counts their memories up to
+/// the limit (one index entry each), so the limit bounds that work: ~1 B instructions
+/// at 1,000,000.
+pub const MAX_MEMORIES_PER_CAPSULE_LIMIT: u64 = 1_000_000;
+
+/// Certified parts of an asset of `chunk_count` chunks (`None`: inline, one part).
+pub fn asset_parts(chunk_count: Option<u32>) -> u32 {
+    chunk_count.unwrap_or(1)
+}
+
+/// Certified responses of an asset of `parts` parts.
+pub fn certified_responses(parts: u32) -> u64 {
+    u64::from(parts) + CERT_RESPONSES_PER_ASSET
+}
+
+/// Bytes a memory with `meta` and assets of `(mime, parts)` is charged beyond its
+/// blobs and inline bytes: its record, and `CERT_BYTES_PER_RESPONSE` per certified
+/// response.
+pub fn memory_charge<'a>(meta: &MemoryMeta, assets: impl IntoIterator<Item = (&'a str, u32)>) -> u64 {
+    let texts = meta.title.len() + meta.description.len() + meta.tags.iter().map(String::len).sum::<usize>();
+    let mut bytes = MEMORY_RECORD_OVERHEAD + texts as u64;
+    for (mime, parts) in assets {
+        bytes += ASSET_RECORD_OVERHEAD + mime.len() as u64 + CERT_BYTES_PER_RESPONSE * certified_responses(parts);
+    }
+    bytes
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Config {
     pub max_file_size: u64,
@@ -67,6 +122,9 @@ pub struct Config {
     /// with ids it chooses; users upload and read here directly.
     #[serde(default)]
     pub directory: Option<Principal>,
+    /// Memories one capsule holds at most.
+    #[serde(default = "default_memories_per_capsule")]
+    pub max_memories_per_capsule: u64,
 }
 
 fn default_capsule_bytes() -> u64 {
@@ -81,6 +139,9 @@ fn default_capsules() -> u64 {
 fn default_stored_bytes() -> u64 {
     MAX_STORED_BYTES_LIMIT
 }
+fn default_memories_per_capsule() -> u64 {
+    DEFAULT_MAX_MEMORIES_PER_CAPSULE
+}
 
 impl Default for Config {
     fn default() -> Self {
@@ -93,6 +154,7 @@ impl Default for Config {
             max_capsules: default_capsules(),
             max_stored_bytes: default_stored_bytes(),
             directory: None,
+            max_memories_per_capsule: default_memories_per_capsule(),
         }
     }
 }
@@ -116,6 +178,8 @@ impl Config {
             max_chunks_per_upload: Some(MAX_CHUNKS),
             max_reply_bytes: Some(MAX_REPLY_BYTES),
             directory: self.directory,
+            max_memories_per_capsule: Some(self.max_memories_per_capsule),
+            max_parts_per_memory: Some(MAX_MEMORY_PARTS),
         }
     }
 }
@@ -242,6 +306,12 @@ pub struct MemoryRecord {
     pub updated_at_ns: u64,
     /// The idempotency index entry to drop when the memory is deleted.
     pub idempotency: Option<ByteBuf>,
+    /// Bytes charged to the capsule for this memory beyond its blobs and inline bytes
+    /// (`memory_charge`), given back when it is deleted. 0 for memories created before
+    /// memories were charged: they give back nothing, and are charged from their next
+    /// change on.
+    #[serde(default)]
+    pub charged_bytes: u64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -263,6 +333,10 @@ pub struct CapsuleRecord {
     /// Who created it (`None` for capsules created before layout 3).
     #[serde(default)]
     pub created_by: Option<Principal>,
+    /// Memories in the capsule; `None` for capsules created before memories were
+    /// counted, until their next memory is created (which counts them once).
+    #[serde(default)]
+    pub memory_count: Option<u64>,
 }
 
 impl CapsuleRecord {
@@ -280,5 +354,82 @@ impl CapsuleRecord {
 
     pub fn member_count(&self) -> usize {
         self.owners.len() + self.writers.len() + self.readers.len() + self.invited.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::MemoryKind;
+
+    fn encoded_len<T: Serialize>(v: &T) -> u64 {
+        let mut out = Vec::new();
+        ciborium::into_writer(v, &mut out).unwrap();
+        out.len() as u64
+    }
+
+    fn record(text: usize, tags: usize, tag_len: usize, mime: usize, assets: usize, big: bool) -> MemoryRecord {
+        // Multi-byte characters, so byte lengths are what is counted.
+        let s = |n: usize| "é".repeat(n / 2);
+        let n = if big { u64::MAX } else { 1 };
+        let asset = AssetRecord {
+            kind: AssetKind::Placeholder,
+            blob_id: Some(n),
+            inline: Some(InlineRef { offset: n, len: u32::MAX }),
+            size: n,
+            sha256: ByteBuf::from(vec![1; 32]),
+            mime: s(mime),
+            width: Some(u32::MAX),
+            height: Some(u32::MAX),
+            duration_ms: Some(n),
+        };
+        MemoryRecord {
+            id: n,
+            capsule_id: n,
+            meta: MemoryMeta {
+                title: s(text),
+                kind: MemoryKind::Document,
+                description: s(text * 16),
+                taken_at_ns: Some(n),
+                tags: vec![s(tag_len); tags],
+            },
+            assets: vec![asset; assets],
+            created_by: Principal::from_slice(&[7; 29]),
+            created_at_ns: u64::MAX,
+            updated_at_ns: u64::MAX,
+            idempotency: Some(ByteBuf::from(vec![2; 32])),
+            charged_bytes: u64::MAX,
+        }
+    }
+
+    /// The record part of `memory_charge` (everything but certification) is at least
+    /// what the record takes encoded, for the largest record and for small ones; and
+    /// not wildly more for a small one.
+    #[test]
+    fn memory_charge_covers_the_encoded_record() {
+        let cases = [
+            record(MAX_TEXT_LEN, MAX_TAGS, MAX_TAG_LEN, MAX_TEXT_LEN, 7, true),
+            record(MAX_TEXT_LEN, MAX_TAGS, 2, 2, 7, true),
+            record(0, 0, 0, 0, 0, true),
+            record(0, 0, 0, 0, 1, true),
+            record(0, 0, 0, 0, 0, false),
+        ];
+        for rec in &cases {
+            let cert: u64 = rec.assets.len() as u64 * CERT_BYTES_PER_RESPONSE * certified_responses(1);
+            let charged = memory_charge(&rec.meta, rec.assets.iter().map(|a| (a.mime.as_str(), 1))) - cert;
+            let encoded = encoded_len(rec);
+            assert!(charged >= encoded, "charged {charged} < encoded {encoded} ({} assets)", rec.assets.len());
+            assert!(charged <= 2 * encoded + 128, "charged {charged} ≫ encoded {encoded}");
+        }
+    }
+
+    #[test]
+    fn certification_is_charged_per_response() {
+        let meta = MemoryMeta { title: String::new(), kind: MemoryKind::Photo, description: String::new(), taken_at_ns: None, tags: vec![] };
+        let base = memory_charge(&meta, []);
+        assert_eq!(base, MEMORY_RECORD_OVERHEAD);
+        // an inline asset: 1 part + 200/304/403/416; a 40-chunk blob: 40 + 4
+        assert_eq!(memory_charge(&meta, [("", asset_parts(None))]) - base, ASSET_RECORD_OVERHEAD + 5 * CERT_BYTES_PER_RESPONSE);
+        assert_eq!(memory_charge(&meta, [("ab", asset_parts(Some(40)))]) - base, ASSET_RECORD_OVERHEAD + 2 + 44 * CERT_BYTES_PER_RESPONSE);
     }
 }

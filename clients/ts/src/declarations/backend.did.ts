@@ -185,6 +185,10 @@ export interface ConfigUpdate {
   'max_capsules_per_caller' : [] | [number],
   'max_capsule_bytes' : [] | [bigint],
   'max_file_size' : [] | [bigint],
+  /**
+   * Memories one capsule holds at most (at most 1,000,000).
+   */
+  'max_memories_per_capsule' : [] | [bigint],
 }
 /**
  * `directory_capsules_create`: a capsule the directory placed here, with the id it
@@ -434,6 +438,12 @@ export interface UploadConfig {
   'max_stored_bytes' : [] | [bigint],
   'session_ttl_ns' : bigint,
   /**
+   * Certified parts of one memory at most: the sum over its assets of 1 for an
+   * inline asset and the blob's `chunk_count` otherwise (a longer file needs a larger
+   * chunk size).
+   */
+  'max_parts_per_memory' : [] | [number],
+  /**
    * Every reply (pages included) stays below this many bytes.
    */
   'max_reply_bytes' : [] | [bigint],
@@ -463,6 +473,10 @@ export interface UploadConfig {
   'hash_bytes_per_message' : bigint,
   'max_chunk_size' : number,
   'max_file_size' : bigint,
+  /**
+   * Memories one capsule holds at most.
+   */
+  'max_memories_per_capsule' : [] | [bigint],
 }
 export interface UploadsPageArgs {
   /**
@@ -554,12 +568,14 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'max_capsules_per_caller' : IDL.Opt(IDL.Nat32),
     'max_capsule_bytes' : IDL.Opt(IDL.Nat64),
     'max_file_size' : IDL.Opt(IDL.Nat64),
+    'max_memories_per_capsule' : IDL.Opt(IDL.Nat64),
   });
   const UploadConfig = IDL.Record({
     'directory' : IDL.Opt(IDL.Principal),
     'max_live_sessions_per_caller' : IDL.Nat32,
     'max_stored_bytes' : IDL.Opt(IDL.Nat64),
     'session_ttl_ns' : IDL.Nat64,
+    'max_parts_per_memory' : IDL.Opt(IDL.Nat32),
     'max_reply_bytes' : IDL.Opt(IDL.Nat64),
     'max_capsules' : IDL.Opt(IDL.Nat64),
     'min_chunk_size' : IDL.Nat32,
@@ -572,6 +588,7 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'hash_bytes_per_message' : IDL.Nat64,
     'max_chunk_size' : IDL.Nat32,
     'max_file_size' : IDL.Nat64,
+    'max_memories_per_capsule' : IDL.Opt(IDL.Nat64),
   });
   const Result_1 = IDL.Variant({ 'Ok' : UploadConfig, 'Err' : Error });
   const Result_2 = IDL.Variant({ 'Ok' : IDL.Null, 'Err' : Error });
