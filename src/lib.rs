@@ -64,29 +64,50 @@ fn post_upgrade() {
     start_http();
 }
 
-/// HTTP serving after install or upgrade: rebuild the certification tree in bounded
-/// passes (never here: an upgrade must cost the same whatever is stored), and fetch the
-/// link secret from `raw_rand` once.
+/// HTTP serving after install or upgrade. The certification tree is in stable memory,
+/// so its root is certified again as the state opens (nothing to rebuild); what waits
+/// for certification (the layout-4 backlog, memories waiting for digests or for the
+/// secret) is worked off by bounded passes. The link secret is fetched from `raw_rand`
+/// once.
 fn start_http() {
-    ic_cdk_timers::set_timer(Duration::ZERO, async { http_certify_pass() });
+    start_certify_passes();
     if !with_state(|s| s.has_link_secret()) {
         ic_cdk_timers::set_timer(Duration::ZERO, async {
             let reply = ic_cdk::call::Call::unbounded_wait(Principal::management_canister(), "raw_rand").await;
             if let Ok(bytes) = reply.map_err(|_| ()).and_then(|r| r.candid::<ByteBuf>().map_err(|_| ())) {
                 with_state(|s| s.set_link_secret(&bytes));
+                // Memories created before the secret can now get their ETags.
+                start_certify_passes();
             }
         });
     }
 }
 
-/// Instructions after which a certification pass stops (a quarter of the 40 B limit of
-/// a message; the backfill of one memory's digests adds at most ~10 B more).
-const HTTP_PASS_INSTRUCTIONS: u64 = 10_000_000_000;
+/// A certification pass stops before a step whose predicted cost would take the
+/// message past this many instructions (half the 40 B limit of a message; no single
+/// step is predicted above ~13 B).
+const HTTP_PASS_INSTRUCTIONS: u64 = 20_000_000_000;
+
+thread_local! {
+    static CERTIFY_TIMER: RefCell<Option<ic_cdk_timers::TimerId>> = const { RefCell::new(None) };
+}
+
+/// Passes run on an interval timer until one finds nothing left: a pass that traps
+/// is rolled back and the interval runs it again (a one-shot timer that traps is gone).
+fn start_certify_passes() {
+    if CERTIFY_TIMER.with_borrow(|t| t.is_some()) {
+        return;
+    }
+    let id = ic_cdk_timers::set_timer_interval(Duration::from_secs(1), || async { http_certify_pass() });
+    CERTIFY_TIMER.with_borrow_mut(|t| *t = Some(id));
+}
 
 fn http_certify_pass() {
-    let more_time = || ic_cdk::api::performance_counter(0) < HTTP_PASS_INSTRUCTIONS;
-    if with_state(|s| s.http_rebuild_step_while(more_time)).more {
-        ic_cdk_timers::set_timer(Duration::ZERO, async { http_certify_pass() });
+    let fits = |cost: u64| ic_cdk::api::performance_counter(0).saturating_add(cost) <= HTTP_PASS_INSTRUCTIONS;
+    if !with_state(|s| s.http_rebuild_step_while(fits)).more {
+        if let Some(id) = CERTIFY_TIMER.with_borrow_mut(|t| t.take()) {
+            ic_cdk_timers::clear_timer(id);
+        }
     }
 }
 

@@ -63,6 +63,9 @@ impl Http {
     /// thumbnail and an inline placeholder.
     fn new() -> Self {
         let mut w = World::new();
+        // What the canister fetches from raw_rand right after install: memory URLs'
+        // ETags are MACs under it.
+        w.state.set_link_secret(&[42; 32]);
         let owner = user(1);
         let cap = w.capsule(owner);
         let video = file(300_000, 7);
@@ -151,9 +154,13 @@ fn private_by_default_public_toggle_and_content_urls() {
     assert_eq!(g.header("content-length"), Some("20000"));
     assert_eq!(g.header("accept-ranges"), Some("bytes"));
     assert_eq!(g.header("cache-control"), Some("no-cache"));
-    assert_eq!(g.header("etag").unwrap(), format!("\"{}\"", hex(&sha(&h.thumb))));
+    // A memory URL's ETag is a MAC (never the digest anyone holding the file computes);
+    // the content URL, public by construction, keeps the digest.
+    let etag = g.header("etag").unwrap().to_string();
+    assert!(etag.starts_with('"') && etag.len() == 34 && !etag.contains(&hex(&sha(&h.thumb))), "{etag}");
     let b = h.get(&sha_url, &[]);
     assert_eq!((b.ok().status, b.body == h.thumb), (200, true));
+    assert_eq!(b.header("etag").unwrap(), format!("\"{}\"", hex(&sha(&h.thumb))));
     assert_eq!(b.header("cache-control"), Some("public, max-age=31536000, immutable"));
     let p = h.get(&h.url("placeholder"), &[]);
     assert_eq!((p.ok().status, p.body == h.placeholder), (200, true));
@@ -217,7 +224,8 @@ fn every_range_form_is_certified_and_byte_identical() {
 #[test]
 fn etag_gives_304_but_never_to_a_stranger() {
     let mut h = Http::new();
-    let etag = format!("\"{}\"", hex(&sha(&h.thumb)));
+    // A member learns the ETag from a 200; a stranger only gets the 403.
+    let etag = h.get_as(h.owner, &h.url("thumbnail"), &[]).header("etag").unwrap().to_string();
     assert_eq!(h.get(&h.url("thumbnail"), &[("If-None-Match", &etag)]).ok().status, 403);
     h.set_public(true);
     let g = h.get(&h.url("thumbnail"), &[("If-None-Match", &etag)]);
@@ -253,11 +261,17 @@ fn unknown_urls_get_a_certified_404() {
 
 #[test]
 fn expiring_links_forgery_and_revocation() {
+    // No secret yet (raw_rand has not answered): a clear refusal, no trap.
+    let mut fresh = World::new();
+    let someone = user(3);
+    let cap = fresh.capsule(someone);
+    let c = fresh.ctx(someone);
+    let inline = asset(AssetKind::Thumbnail, AssetSource::Inline(ByteBuf::from(vec![1, 2, 3])), "image/jpeg");
+    let meta = MemoryMeta { title: "t".into(), kind: MemoryKind::Photo, description: String::new(), taken_at_ns: None, tags: vec![] };
+    let m = fresh.state.memories_create(&c, MemoryCreateArgs { capsule_id: cap, meta, assets: vec![inline], idempotency_key: None }).unwrap();
+    assert!(matches!(fresh.state.links_create(&c, m.id, AssetKind::Thumbnail, 600), Err(Error::InProgress(_))));
     let mut h = Http::new();
     let c = h.w.ctx(h.owner);
-    // No secret yet (raw_rand has not answered): a clear refusal, no trap.
-    assert!(matches!(h.w.state.links_create(&c, h.memory, AssetKind::Thumbnail, 600), Err(Error::InProgress(_))));
-    h.w.state.set_link_secret(&[42; 32]);
     // Callers outside the capsule get the refusal of a memory that does not exist.
     let missing = h.w.state.links_create(&c, 999, AssetKind::Thumbnail, 600).unwrap_err();
     assert_eq!(missing, Error::NotFound("memory 999 does not exist".into()));
@@ -349,13 +363,16 @@ fn tampered_responses_fail_verification() {
 }
 
 #[test]
-fn after_an_upgrade_http_waits_for_the_rebuild_then_serves_the_same() {
+fn after_an_upgrade_http_serves_at_once_and_the_same() {
     let mut h = Http::new();
     h.set_public(true);
     let before = h.get(&h.url("original"), &[("Range", "bytes=100-")]);
     let root = h.w.state.http_root_hash();
     h.w.upgrade();
-    assert_eq!(h.get(&h.url("original"), &[]).status, 503, "not certified yet");
+    // The tree is in stable memory: served, verified, before any pass ran.
+    let first = h.get(&h.url("original"), &[("Range", "bytes=100-")]);
+    assert_eq!((first.ok().status, first.body == before.body), (206, true));
+    assert_eq!(h.w.state.http_root_hash(), root, "the same tree");
     h.certify_all();
     assert_eq!(h.w.state.http_root_hash(), root, "the rebuilt tree is the same tree");
     let after = h.get(&h.url("original"), &[("Range", "bytes=100-")]);

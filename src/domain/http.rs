@@ -13,12 +13,12 @@
 
 use ic_http_certification::utils::add_v2_certificate_header;
 use ic_http_certification::{HttpCertificationPath, HttpResponse as CertResponse, StatusCode};
+
+use super::http_cert::{not_found, response_hash_of, response_key, tree_path};
 use ic_stable_structures::Memory as StableMemory;
 use serde_bytes::ByteBuf;
 
-use super::http_cert::{
-    describe, entry, kind_from_label, not_found_entry, Parts, Reply, Source, UrlForm, BODY_403, BODY_404, BODY_416,
-};
+use super::http_cert::{describe, kind_from_label, Parts, Reply, Source, UrlForm, BODY_403, BODY_404, BODY_416};
 use super::{Ctx, State};
 use crate::api::{AssetKind, HttpRequest, HttpResponse, Role};
 
@@ -126,15 +126,12 @@ fn plain(status: u16, body: &[u8]) -> HttpResponse {
 }
 
 const BODY_400: &[u8] = b"400 Bad Request: not a valid URL.\n";
-const BODY_503: &[u8] = b"503 Service Unavailable: the canister is certifying its content after an upgrade; retry in a few seconds.\n";
+const BODY_503: &[u8] = b"503 Service Unavailable: this content is not certified yet (the canister is certifying it); retry in a few seconds.\n";
 
 impl<M: StableMemory + Clone> State<M> {
     /// Answers an HTTP request. `data_certificate` is what `ic0.data_certificate`
     /// returned (a query has one); without it the response is not certified.
     pub fn http_request(&self, ctx: &Ctx, req: &HttpRequest, data_certificate: Option<&[u8]>) -> HttpResponse {
-        if !self.http.ready() {
-            return plain(503, BODY_503);
-        }
         let path = match ic_http_certification::HttpRequest::get(req.url.clone()).build().get_path() {
             Ok(p) if p.starts_with('/') => p,
             // No gateway sends it (nor could verify an answer for it): say what is wrong.
@@ -142,12 +139,14 @@ impl<M: StableMemory + Clone> State<M> {
         };
         let found = match route(&path) {
             Route::Memory { id, kind } => self.memory_asset(ctx, req, id, kind).map(|r| (r, UrlForm::Memory)),
-            Route::Content { sha256 } => self.public_content(&sha256).map(|s| (Ok(s), UrlForm::Content)),
+            Route::Content { sha256 } => self.public_content(&sha256).map(|s| {
+                let access = if self.content_certified(&sha256) { Ok(s) } else { Err(PendingOrForbidden::Pending) };
+                (access, UrlForm::Content)
+            }),
             Route::Unknown => None,
         };
         let Some((access, form)) = found else {
-            let (_, mut c) = not_found_entry();
-            return self.certified(&path, HttpCertificationPath::wildcard("/"), &mut c, BODY_404.to_vec(), data_certificate);
+            return self.certified(&path, HttpCertificationPath::wildcard("/"), &mut not_found(), BODY_404.to_vec(), data_certificate);
         };
         let src = match access {
             Ok(src) => src,
@@ -156,7 +155,7 @@ impl<M: StableMemory + Clone> State<M> {
                 return self.reply(&path, &src, form, Reply::Forbidden, BODY_403.to_vec(), data_certificate);
             }
         };
-        if etag_matches(header(req, "if-none-match"), &src.etag()) {
+        if etag_matches(header(req, "if-none-match"), src.etag()) {
             return self.reply(&path, &src, form, Reply::NotModified, Vec::new(), data_certificate);
         }
         let (reply, body) = match range_start(header(req, "range"), src.size) {
@@ -181,10 +180,10 @@ impl<M: StableMemory + Clone> State<M> {
     ) -> Option<Result<Source, PendingOrForbidden>> {
         let rec = self.st.memories.get(&id)?.0;
         let asset = rec.assets.iter().find(|a| a.kind == kind)?;
-        let src = self.asset_source(asset)?;
-        if self.http.is_pending(id) {
+        if !self.memory_certified(id) {
             return Some(Err(PendingOrForbidden::Pending));
         }
+        let Some(src) = self.memory_source(id, asset) else { return Some(Err(PendingOrForbidden::Pending)) };
         let member = self.require_role(ctx, rec.capsule_id, Role::Reader).is_ok();
         let allowed = member
             || self.st.http.public.contains_key(&id)
@@ -234,19 +233,22 @@ impl<M: StableMemory + Clone> State<M> {
         body: Vec<u8>,
         data_certificate: Option<&[u8]>,
     ) -> HttpResponse {
-        let e = entry(cert_path, c);
+        let hash = response_hash_of(c);
+        let Some(key) = response_key(&tree_path(&cert_path), &hash) else { return plain(503, BODY_503) };
         let mut headers = c.headers.clone();
         if let Some(data_certificate) = data_certificate {
-            match self.http.tree.witness(&e, request_path) {
-                Ok(witness) => {
+            match self.http_witness(&cert_path, &key, request_path) {
+                Some(witness) => {
                     let mut r = CertResponse::builder()
                         .with_status_code(StatusCode::from_u16(c.status).expect("valid status"))
                         .build();
-                    add_v2_certificate_header(data_certificate, &mut r, &witness, &e.path.to_expr_path());
+                    add_v2_certificate_header(data_certificate, &mut r, &witness, &cert_path.to_expr_path());
                     headers.extend(r.headers().iter().cloned());
                 }
-                Err(_) => return plain(503, BODY_503),
+                None => return plain(503, BODY_503),
             }
+        } else if !self.st.http.tree.contains(&key) {
+            return plain(503, BODY_503);
         }
         HttpResponse { status_code: c.status, headers, body: ByteBuf::from(body), upgrade: None }
     }

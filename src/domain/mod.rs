@@ -8,6 +8,7 @@ pub mod capsules;
 pub mod gc;
 pub mod http;
 pub mod http_cert;
+pub mod http_certify;
 pub mod links;
 pub mod members;
 pub mod memories;
@@ -42,13 +43,15 @@ pub struct State<M: Memory> {
     /// Live rolling hashers by session id, with the chunk count they cover. A cache of
     /// the serialized state in the session record, never the only copy.
     pub(crate) hashers: HashMap<u64, (u32, Sha256)>,
-    /// The HTTP certification tree (a heap cache of stable state, see `http_cert`).
-    pub(crate) http: http_cert::HttpCache,
+    /// Whether the certification tree's root changed (the tree is in stable memory).
+    pub(crate) http: http_certify::HttpCache,
 }
 
 impl<M: Memory + Clone> State<M> {
     pub fn open(memory: M) -> std::result::Result<Self, String> {
-        Ok(State { st: Stable::open(memory)?, hashers: HashMap::new(), http: http_cert::HttpCache::default() })
+        let mut s = State { st: Stable::open(memory)?, hashers: HashMap::new(), http: http_certify::HttpCache::default() };
+        s.ensure_not_found_certified();
+        Ok(s)
     }
 
     pub fn upload_config(&self) -> UploadConfig {

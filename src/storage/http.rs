@@ -1,6 +1,7 @@
-//! Stable structures of HTTP serving (layout 3): per-chunk body digests, the link
-//! secret, public memories and the content-addressed index. The `MemoryId`s are
-//! assigned in `storage/mod.rs`, which owns the layout.
+//! Stable structures of HTTP serving: per-chunk body digests, the link secret, public
+//! memories and the content-addressed index (layout 3); the certification tree, the
+//! memories waiting to be certified and the one-time backlog (layout 5). The
+//! `MemoryId`s are assigned in `storage/mod.rs`, which owns the layout.
 
 use std::borrow::Cow;
 
@@ -10,15 +11,31 @@ use ic_stable_structures::{Memory, StableBTreeMap, StableCell, Storable};
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
+use super::hash_tree::StableHashTree;
 use super::{Cbor, ChunkKey, VMem};
 
 /// Small state of HTTP serving, in one cell.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct HttpMeta {
-    /// 32 bytes from `raw_rand`, fetched once. Link keys derive from it; no endpoint
-    /// ever returns it or anything it derives except MACs.
+    /// 32 bytes from `raw_rand`, fetched once. Link keys and memory URLs' ETags derive
+    /// from it; no endpoint ever returns it or anything it derives except MACs.
     #[serde(default)]
     pub link_secret: Option<ByteBuf>,
+    /// Certification the tree still lacks since it was created (layout 5): memories by
+    /// id, then content URLs by digest. New canisters start `Done`.
+    #[serde(default)]
+    pub backlog: Backlog,
+}
+
+/// Where the one-time certification of what existed before the tree stands.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub enum Backlog {
+    #[default]
+    Done,
+    /// Memories with ids `>= next` are not certified yet.
+    Memories { next: u64 },
+    /// Every memory is; content URLs with digests `>= next` are not yet.
+    Content { next: [u8; 32] },
 }
 
 /// `(sha256, memory_id, kind)`: a public asset with these bytes. The first entry of a
@@ -64,6 +81,10 @@ pub struct HttpStable<M: Memory> {
     pub public_sha: StableBTreeMap<PublicShaKey, (), VMem<M>>,
     /// Link-key version per capsule (absent = 0); rotating bumps it.
     pub link_key_versions: StableBTreeMap<u64, u32, VMem<M>>,
+    /// Every certified response (layout 5).
+    pub tree: StableHashTree<VMem<M>>,
+    /// Memories whose certification waits for chunk digests or the secret (layout 5).
+    pub pending: StableBTreeMap<u64, (), VMem<M>>,
 }
 
 /// The MemoryIds this module uses, in the order of the fields above.
@@ -73,6 +94,9 @@ pub struct HttpMemoryIds {
     pub public: MemoryId,
     pub public_sha: MemoryId,
     pub link_key_versions: MemoryId,
+    pub tree_leaves: MemoryId,
+    pub tree_nodes: MemoryId,
+    pub pending: MemoryId,
 }
 
 impl<M: Memory + Clone> HttpStable<M> {
@@ -83,6 +107,8 @@ impl<M: Memory + Clone> HttpStable<M> {
             public: StableBTreeMap::init(mm.get(ids.public)),
             public_sha: StableBTreeMap::init(mm.get(ids.public_sha)),
             link_key_versions: StableBTreeMap::init(mm.get(ids.link_key_versions)),
+            tree: StableHashTree::init(mm.get(ids.tree_leaves), mm.get(ids.tree_nodes)),
+            pending: StableBTreeMap::init(mm.get(ids.pending)),
         }
     }
 

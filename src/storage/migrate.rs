@@ -74,4 +74,14 @@ impl<M: Memory + Clone> Stable<M> {
         }
         self.hdr.layout_version = 3;
     }
+
+    /// Layout 5 keeps HTTP certification in stable memory. What existed before is
+    /// certified by background passes, memories first: recording where they start is
+    /// the whole migration (constant cost, whatever is stored).
+    pub(super) fn migrate_v4_to_v5(&mut self) {
+        let mut meta = self.http.meta();
+        meta.backlog = super::http::Backlog::Memories { next: 0 };
+        self.http.set_meta(meta);
+        self.hdr.layout_version = 5;
+    }
 }

@@ -45,7 +45,13 @@ pub use keys::{ChunkKey, ChunkRef, DedupEntry, GcItem, MemberKey, OwnerSessionKe
 ///   usable and an empty canister takes ~16 MiB ([`layout`]). Upgraded canisters keep
 ///   their flat layout (and its 224 GiB capacity): nothing moves, `migrate_v3_to_v4`
 ///   only records the version.
-pub const LAYOUT_VERSION: u32 = 4;
+/// - 5: HTTP certification in stable memory: the certification tree's paths and nodes
+///   ([`hash_tree`]) and the memories waiting to be certified (MemoryIds 28-30), and a
+///   backlog in the HTTP meta cell. Migration: `migrate_v4_to_v5` records the backlog
+///   (every memory, then every content URL), which bounded background passes work off;
+///   until a memory is reached its URLs answer `503`, as they did after every upgrade
+///   before. Nothing stored is rewritten.
+pub const LAYOUT_VERSION: u32 = 5;
 const MAGIC: [u8; 4] = *b"KSK1";
 
 // Every MemoryId of the canister. Append only: never reuse or retype a number.
@@ -84,6 +90,10 @@ const MEM_HTTP_META: MemoryId = MemoryId::new(24);
 const MEM_HTTP_PUBLIC: MemoryId = MemoryId::new(25);
 const MEM_HTTP_PUBLIC_SHA: MemoryId = MemoryId::new(26);
 const MEM_HTTP_LINK_KEYS: MemoryId = MemoryId::new(27);
+// Layout 5, HTTP certification.
+const MEM_HTTP_TREE_LEAVES: MemoryId = MemoryId::new(28);
+const MEM_HTTP_TREE_NODES: MemoryId = MemoryId::new(29);
+const MEM_HTTP_PENDING: MemoryId = MemoryId::new(30);
 
 /// Every map, cell and the arena live in one of these (see [`layout`]).
 pub type VMem<M> = layout::SMem<M>;
@@ -281,6 +291,9 @@ impl<M: Memory + Clone> Stable<M> {
                     public: MEM_HTTP_PUBLIC,
                     public_sha: MEM_HTTP_PUBLIC_SHA,
                     link_key_versions: MEM_HTTP_LINK_KEYS,
+                    tree_leaves: MEM_HTTP_TREE_LEAVES,
+                    tree_nodes: MEM_HTTP_TREE_NODES,
+                    pending: MEM_HTTP_PENDING,
                 },
             ),
             header,
@@ -296,6 +309,9 @@ impl<M: Memory + Clone> Stable<M> {
         }
         if st.hdr.layout_version == 3 {
             st.hdr.layout_version = 4; // migrate_v3_to_v4: nothing to rewrite
+        }
+        if st.hdr.layout_version == 4 {
+            st.migrate_v4_to_v5();
         }
         st.save_header();
         Ok(st)
