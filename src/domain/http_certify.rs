@@ -24,7 +24,7 @@ use super::http_cert::{
     content_etag, describe, kind_code, memory_path, content_path, not_found_key, path_prefix, response_hash_of,
     response_key, tree_path, Parts, Reply, Source, UrlForm, KINDS, BACKFILL_BYTES_PER_PASS,
 };
-use super::records::MemoryRecord;
+use super::records::{MemoryRecord, MAX_MEMORY_PARTS};
 use super::State;
 use crate::storage::hash_tree::Key;
 use crate::storage::http::{Backlog, PublicShaKey};
@@ -32,7 +32,7 @@ use crate::storage::ChunkKey;
 
 /// Most parts (certified `206`s) of one memory's URLs: an asset whose parts would pass
 /// it is left uncertified. `memories_create` refuses memories past it.
-pub const CERTIFIED_PARTS_LIMIT: u64 = 8_192;
+pub const CERTIFIED_PARTS_LIMIT: u64 = MAX_MEMORY_PARTS as u64;
 
 /// What certifying costs, in the IC's instructions, for passes to stop before a step
 /// that would not fit (measured in `tests/wasm_http_durable.rs`, with margin): a fixed
