@@ -12,6 +12,7 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 
 use backend::api::{self, BeginArgs, ConfigUpdate, Error, Role};
+use backend::domain::records::memory_charge;
 use backend::domain::Ctx;
 use candid::Principal;
 use common::*;
@@ -163,7 +164,7 @@ struct Model {
     caps: Vec<MCapsule>,
     sessions: Vec<MSession>,
     blobs: Vec<MBlob>,
-    memories: Vec<(u64, u64, u64)>, // memory, capsule, blob
+    memories: Vec<(u64, u64, u64, u64)>, // memory, capsule, blob, bytes charged
     created: [u32; WHO],
     finished: BTreeMap<u64, u64>,
     max_capsule_bytes: u64,
@@ -480,13 +481,23 @@ impl Run {
             Op::Attach { who, blob } => {
                 let Some(b) = self.m.blobs.get(blob % self.m.blobs.len().max(1)) else { return (Kind::Ok, Kind::Ok) };
                 let (id, cap) = (b.id, b.cap);
+                let meta = api::MemoryMeta { title: "m".into(), kind: api::MemoryKind::Photo, description: String::new(), taken_at_ns: None, tags: vec![] };
+                // a memory is charged its record and certified responses (issue 27)
+                let charge = memory_charge(&meta, [("image/jpeg", b.size.div_ceil(CS as u64) as u32)]);
                 let want = match self.m.require(who, cap, Role::Writer) {
                     Err(k) => k,
-                    Ok(()) => Kind::Ok,
+                    Ok(()) => {
+                        let c = self.m.cap(cap).unwrap();
+                        if c.used + c.reserved + charge > self.m.max_capsule_bytes {
+                            Kind::QuotaExceeded
+                        } else {
+                            Kind::Ok
+                        }
+                    }
                 };
                 let args = api::MemoryCreateArgs {
                     capsule_id: cap,
-                    meta: api::MemoryMeta { title: "m".into(), kind: api::MemoryKind::Photo, description: String::new(), taken_at_ns: None, tags: vec![] },
+                    meta,
                     assets: vec![api::AssetInput {
                         kind: api::AssetKind::Original,
                         source: api::AssetSource::Blob(id),
@@ -499,7 +510,8 @@ impl Run {
                 };
                 let r = self.w.state.memories_create(&self.ctx(who), args);
                 if let Ok(mem) = &r {
-                    self.m.memories.push((mem.id, cap, id));
+                    self.m.memories.push((mem.id, cap, id, charge));
+                    self.m.cap_mut(cap).used += charge;
                     self.m.blobs.iter_mut().find(|b| b.id == id).unwrap().refs += 1;
                 }
                 (want, kind(&r))
@@ -508,7 +520,7 @@ impl Run {
                 if self.m.memories.is_empty() {
                     return (Kind::Ok, Kind::Ok);
                 }
-                let (id, cap, blob) = self.m.memories[mem % self.m.memories.len()];
+                let (id, cap, blob, charge) = self.m.memories[mem % self.m.memories.len()];
                 let want = match self.m.require(who, cap, Role::Writer) {
                     Err(k) => k,
                     Ok(()) => Kind::Ok,
@@ -516,6 +528,7 @@ impl Run {
                 let r = self.w.state.memories_delete(&self.ctx(who), id);
                 if r.is_ok() {
                     self.m.memories.retain(|m| m.0 != id);
+                    self.m.cap_mut(cap).used -= charge;
                     let b = self.m.blobs.iter_mut().find(|b| b.id == blob).unwrap();
                     b.refs -= 1;
                     if b.refs == 0 {
