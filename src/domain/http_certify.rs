@@ -398,6 +398,12 @@ impl<M: StableMemory + Clone> State<M> {
         false
     }
 
+    /// Is there certification left for background passes (the layout-4 backlog, or
+    /// memories waiting for digests or the secret)?
+    pub fn http_has_work(&self) -> bool {
+        self.backlog() != Backlog::Done || !self.st.http.pending.is_empty()
+    }
+
     /// Root hash of the certification tree: the canister's certified data.
     pub fn http_root_hash(&self) -> [u8; 32] {
         ic_certification::labeled_hash(b"http_expr", &self.st.http.tree.root_hash())
