@@ -174,6 +174,11 @@ pub struct UploadConfig {
     /// inline asset and the blob's `chunk_count` otherwise (a longer file needs a larger
     /// chunk size).
     pub max_parts_per_memory: Option<u32>,
+    /// Upload sessions one caller may hold at once in any state: open, finished or
+    /// aborted (a record is kept one `session_ttl_ns` after it ends, for retries) and
+    /// expired ones housekeeping has not dropped yet. Every `uploads_begin` makes one,
+    /// also one that finds its bytes already stored.
+    pub max_session_records_per_caller: Option<u32>,
 }
 
 #[derive(CandidType, Deserialize, Serialize, Clone, Debug, PartialEq, Eq)]

@@ -7,7 +7,7 @@ use ic_stable_structures::Memory;
 use super::records::{SessionRecord, SessionStatus};
 use super::{Ctx, State};
 use crate::api::{Error, GcReport, Result};
-use crate::storage::{ChunkKey, ChunkRef, GcItem};
+use crate::storage::{ChunkKey, ChunkRef, GcItem, OwnerSessionKey};
 
 /// Session records examined per pass.
 pub const GC_SESSIONS_PER_PASS: u32 = 100;
@@ -51,12 +51,18 @@ impl<M: Memory + Clone> State<M> {
         for key in due {
             self.st.session_expiry.remove(&key);
             let Some(rec) = self.st.sessions.remove(&key.1).map(|r| r.0) else { continue };
-            if rec.status == SessionStatus::Open {
-                self.enqueue_chunks(rec.stem(), rec.received_bytes);
-                self.end_reservation(&rec, false);
-                self.forget_open_session(&rec);
-                report.sessions_expired += 1;
+            match rec.status {
+                SessionStatus::Open => {
+                    self.enqueue_chunks(rec.stem(), rec.received_bytes);
+                    self.end_reservation(&rec, false);
+                    self.forget_open_session(&rec);
+                    report.sessions_expired += 1;
+                }
+                SessionStatus::Finished(_) => self.forget_finished(&rec),
+                SessionStatus::Aborted => {}
             }
+            // The record no longer counts against its owner's session records.
+            self.st.owner_sessions.remove(&OwnerSessionKey::record(rec.owner, rec.id));
             report.records_removed += 1;
         }
         let mut budget = GC_CHUNKS_PER_PASS;
@@ -91,6 +97,19 @@ impl<M: Memory + Clone> State<M> {
             || self.st.session_expiry.range(..=(now, u64::MAX)).next().is_some();
         self.st.save_header();
         report
+    }
+
+    /// The record of finished session `rec` is dropped: its `finished` entry goes with
+    /// it unless the session made the blob it names (that entry lives as long as the blob,
+    /// and `free_blob` removes it). Only sessions from before this rule have an entry of
+    /// the other kind (those that found their bytes already stored, by dedup at begin or
+    /// at finish); an entry naming a deleted blob answers nothing and goes too.
+    fn forget_finished(&mut self, rec: &SessionRecord) {
+        let Some(blob_id) = self.st.finished.get(&rec.id) else { return };
+        let made_it = self.st.blobs.get(&blob_id).is_some_and(|b| b.0.session_id == rec.id);
+        if !made_it {
+            self.st.finished.remove(&rec.id);
+        }
     }
 
     /// Controllers: run one housekeeping pass now.

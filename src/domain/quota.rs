@@ -11,6 +11,12 @@
 //!   The arena itself never grows past that plus 1/16 (room for fragmentation); the
 //!   rest of stable memory is headroom for the indexes, so a full canister still
 //!   aborts, deletes and frees.
+//! - Upload sessions: `max_live_sessions_per_caller` open ones per caller, and
+//!   `MAX_SESSION_RECORDS_PER_CALLER` records per caller in every state (open, finished,
+//!   aborted, expired and not yet collected: each is kept one TTL after it ends), counted
+//!   from the caller's record entries in the `owner_sessions` index. A begin that finds
+//!   its bytes already stored makes a record too, and is checked for space like any
+//!   begin (it reserves nothing: there is nothing to upload).
 //! - Capsules: `max_capsules_per_caller` per principal (controllers are exempt) and
 //!   `max_capsules` in all; members plus invitations per capsule: `MAX_MEMBERS`.
 //! - Memories: `max_memories_per_capsule` per capsule. Each memory is also charged to
@@ -23,11 +29,11 @@ use ic_stable_structures::Memory;
 
 use super::records::{
     CapsuleRecord, Config, SessionRecord, MAX_CHUNKS, MAX_CHUNK_SIZE, MAX_LIVE_SESSIONS_LIMIT,
-    MAX_MEMORIES_PER_CAPSULE_LIMIT, MAX_STORED_BYTES_LIMIT,
+    MAX_MEMORIES_PER_CAPSULE_LIMIT, MAX_SESSION_RECORDS_PER_CALLER, MAX_STORED_BYTES_LIMIT,
 };
 use super::{Ctx, State};
 use crate::api::{Error, Result};
-use crate::storage::{Cbor, PrincipalKey};
+use crate::storage::{Cbor, OwnerSessionKey, PrincipalKey};
 
 impl<M: Memory + Clone> State<M> {
     /// Bytes counted against `max_stored_bytes` now.
@@ -117,6 +123,26 @@ impl<M: Memory + Clone> State<M> {
             )));
         }
         Ok(n)
+    }
+
+    /// Session records `owner` holds, in any state, counted up to the limit (so at most
+    /// `MAX_SESSION_RECORDS_PER_CALLER` index keys are read).
+    pub(crate) fn session_records_of(&self, owner: Principal) -> u32 {
+        let from = OwnerSessionKey::record(owner, 0);
+        let to = OwnerSessionKey::record(owner, u64::MAX);
+        self.st.owner_sessions.range(from..=to).take(MAX_SESSION_RECORDS_PER_CALLER as usize).count() as u32
+    }
+
+    /// May `owner` begin one more upload session (`MAX_SESSION_RECORDS_PER_CALLER`)?
+    pub(crate) fn check_session_records(&self, cfg: &Config, owner: Principal) -> Result<()> {
+        let held = self.session_records_of(owner);
+        if held >= MAX_SESSION_RECORDS_PER_CALLER {
+            let ttl_s = cfg.session_ttl_ns / 1_000_000_000;
+            return Err(Error::QuotaExceeded(format!(
+                "caller holds {held} upload session records, the most one caller may (max_session_records_per_caller = {MAX_SESSION_RECORDS_PER_CALLER}): open, finished, aborted or expired sessions each keep a record until housekeeping drops it, one session_ttl_ns ({ttl_s} s) after the session ended"
+            )));
+        }
+        Ok(())
     }
 
     /// Reserves a new open session's declared size (the caller writes `capsule`).

@@ -45,6 +45,17 @@ pub const MAX_STORED_BYTES_LIMIT: u64 = crate::storage::layout::NESTED_CAPACITY_
 /// Most sessions one caller may keep open (the configurable limit's ceiling): bounds
 /// the sessions a revocation aborts in one message.
 pub const MAX_LIVE_SESSIONS_LIMIT: u32 = 1000;
+/// Session records one caller may hold at once, in every state: open (live or expired
+/// and not yet collected), finished and aborted (kept one TTL after they end, so a
+/// retried finish or abort gets its answer). Every `uploads_begin` makes a record,
+/// also one that finds its bytes already stored and so is never open: without this
+/// bound, begin + abort (or begins that finish at once by dedup) kept ~2 KB of stable
+/// memory each for a TTL with no limit. 1,000 records a TTL (24 h by default) is
+/// 1,000 uploads a day per principal; counting them reads at most this many index keys
+/// (~1 M instructions). At least `MAX_LIVE_SESSIONS_LIMIT`, since live sessions are
+/// records too.
+pub const MAX_SESSION_RECORDS_PER_CALLER: u32 = 1000;
+const _: () = assert!(MAX_SESSION_RECORDS_PER_CALLER >= MAX_LIVE_SESSIONS_LIMIT);
 
 // ---- what a memory costs ----
 //
@@ -180,6 +191,7 @@ impl Config {
             directory: self.directory,
             max_memories_per_capsule: Some(self.max_memories_per_capsule),
             max_parts_per_memory: Some(MAX_MEMORY_PARTS),
+            max_session_records_per_caller: Some(MAX_SESSION_RECORDS_PER_CALLER),
         }
     }
 }

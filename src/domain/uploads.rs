@@ -112,6 +112,7 @@ impl<M: Memory + Clone> State<M> {
                 cfg.max_live_sessions_per_caller
             )));
         }
+        self.check_session_records(&cfg, ctx.caller)?;
         let chunk_count = args.size.div_ceil(u64::from(chunk_size));
         if chunk_count > u64::from(MAX_CHUNKS) {
             return Err(Error::InvalidArgument(format!(
@@ -120,14 +121,15 @@ impl<M: Memory + Clone> State<M> {
             )));
         }
         let chunk_count = chunk_count as u32;
-        // Identical bytes already in this capsule: nothing to upload.
+        // A begin needs room for its declared size whether or not the capsule already
+        // holds these bytes: the answer does not depend on it, as it would not for the
+        // same upload begun without a digest (reserved here, given back when finish
+        // finds the bytes). One that finds them reserves nothing: nothing to upload.
+        self.check_space(&capsule, args.size)?;
         let existing = args.sha256.as_ref().and_then(|d| {
             let sha256: [u8; 32] = d.as_slice().try_into().ok()?;
             self.dedup_lookup(capsule.id, sha256, args.size)
         });
-        if existing.is_none() {
-            self.check_space(&capsule, args.size)?;
-        }
 
         let id = self.st.hdr.next_session_id;
         self.st.hdr.next_session_id += 1;
@@ -155,17 +157,15 @@ impl<M: Memory + Clone> State<M> {
         };
         self.st.sessions.insert(id, Cbor(rec.clone()));
         self.st.session_expiry.insert((rec.expires_at_ns, id), ());
-        match existing {
-            None => {
-                self.st.hdr.open_sessions += 1;
-                self.st.owner_sessions.insert(OwnerSessionKey { owner: ctx.caller, session_id: id }, ());
-                self.st.capsule_sessions.insert((capsule.id, id), ());
-                self.reserve(&mut capsule, rec.size);
-                self.st.capsules.insert(capsule.id, Cbor(capsule));
-            }
-            Some(blob_id) => {
-                self.st.finished.insert(id, blob_id);
-            }
+        self.st.owner_sessions.insert(OwnerSessionKey::record(ctx.caller, id), ());
+        // Already stored: the record answers (`Finished`) until housekeeping drops it,
+        // and no `finished` entry outlives it (that entry belongs to the blob's own session).
+        if existing.is_none() {
+            self.st.hdr.open_sessions += 1;
+            self.st.owner_sessions.insert(OwnerSessionKey { owner: ctx.caller, session_id: id }, ());
+            self.st.capsule_sessions.insert((capsule.id, id), ());
+            self.reserve(&mut capsule, rec.size);
+            self.st.capsules.insert(capsule.id, Cbor(capsule));
         }
         self.st.save_header();
         Ok(self.session_view(&rec))
@@ -380,12 +380,15 @@ impl<M: Memory + Clone> State<M> {
 
     /// Ends an open session: gives back its reservation (a new blob keeps the bytes),
     /// and keeps the record (for idempotent retries) until `keep_until`, when
-    /// housekeeping drops it.
+    /// housekeeping drops it. A session that made a new blob also gets its `finished`
+    /// entry, which answers a retried finish after the record is gone for as long as
+    /// the blob exists (one entry per blob, removed with it); a session whose bytes were
+    /// already stored answers from its record only, so nothing of it outlives the record.
     fn close_session(&mut self, rec: &mut SessionRecord, status: SessionStatus, keep_until: u64, new_blob: bool) {
         self.end_reservation(rec, new_blob);
         self.forget_open_session(rec);
-        if let SessionStatus::Finished(blob_id) = status {
-            self.st.finished.insert(rec.id, blob_id);
+        if let (SessionStatus::Finished(blob_id), true) = (&status, new_blob) {
+            self.st.finished.insert(rec.id, *blob_id);
         }
         rec.status = status;
         self.set_expiry(rec, keep_until);
@@ -425,8 +428,11 @@ impl<M: Memory + Clone> State<M> {
         }
     }
 
-    /// A retried finish after housekeeping dropped the session record: the blob it
-    /// finished as answers, for callers who can read it.
+    /// A retried finish after housekeeping dropped the session record: the blob the
+    /// session made answers, for callers who can read it, while that blob exists. (A
+    /// session that found its bytes already stored is `NotFound` once its record is
+    /// gone, one TTL after it finished: begin again with the digest, which answers at
+    /// once.)
     fn finish_after_record_dropped(&self, ctx: &Ctx, session_id: u64, sha256: &[u8], total_len: u64) -> Result<BlobMeta> {
         let blob_id = self.st.finished.get(&session_id).ok_or_else(|| session_not_found(session_id))?;
         match self.visible_blob(ctx, blob_id, Role::Reader) {

@@ -77,11 +77,37 @@ impl Storable for ChunkRef {
     const BOUND: Bound = Bound::Bounded { max_size: 12, is_fixed_size: true };
 }
 
-/// Index of a caller's open sessions: `(owner, session_id)`.
+/// Index of sessions by caller (MemoryId 3), two kinds of entries in one key space:
+/// - `(owner, session_id)` for each open session of `owner` (since layout 1);
+/// - `(OwnerSessionKey::records_of(owner), session_id)` for every session record
+///   `owner` holds, in any state, until housekeeping drops the record (written since
+///   the session-record bound; records from before it have none and are not counted,
+///   for at most one TTL).
+///
+/// `records_of(owner)` is a reserved-class principal (its last byte is 0x7f, which the
+/// IC never gives a caller), so a range over a caller's own principal still sees only
+/// its open sessions, as every reader of the first kind expects.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct OwnerSessionKey {
     pub owner: Principal,
     pub session_id: u64,
+}
+
+impl OwnerSessionKey {
+    /// The principal under which `owner`'s session records are indexed: the first 28
+    /// bytes of `sha256(owner)`, then 0x7f (the IC's class of reserved ids).
+    pub fn records_of(owner: Principal) -> Principal {
+        use sha2::{Digest, Sha256};
+        let mut b = [0u8; 29];
+        b[..28].copy_from_slice(&Sha256::digest(owner.as_slice())[..28]);
+        b[28] = 0x7f;
+        Principal::from_slice(&b)
+    }
+
+    /// The entry of session `session_id`'s record, held by `owner`.
+    pub fn record(owner: Principal, session_id: u64) -> Self {
+        OwnerSessionKey { owner: Self::records_of(owner), session_id }
+    }
 }
 
 impl Storable for OwnerSessionKey {
@@ -234,5 +260,23 @@ mod tests {
         assert!(DedupEntry::first(9, [3; 32], 1 << 33) < e);
         let p = PrincipalKey(Principal::from_slice(&[9; 29]));
         assert_eq!(PrincipalKey::from_bytes(p.to_bytes()), p);
+    }
+
+    /// A caller's record entries round-trip, are never a caller's own range (a
+    /// self-authenticating, anonymous or canister principal), and differ per caller.
+    #[test]
+    fn record_entries_stay_out_of_every_callers_open_range() {
+        let callers = [Principal::anonymous(), Principal::management_canister(), Principal::from_slice(&[9; 29]), Principal::from_slice(&[1, 2, 3, 4])];
+        let tags: Vec<Principal> = callers.iter().map(|p| OwnerSessionKey::records_of(*p)).collect();
+        for (p, tag) in callers.iter().zip(&tags) {
+            let k = OwnerSessionKey::record(*p, u64::MAX);
+            assert_eq!(OwnerSessionKey::from_bytes(k.to_bytes()), k);
+            assert_eq!((tag.as_slice().len(), tag.as_slice()[28]), (29, 0x7f));
+            assert!(!callers.contains(tag));
+            let open = OwnerSessionKey { owner: *p, session_id: 0 }..=OwnerSessionKey { owner: *p, session_id: u64::MAX };
+            assert!(!open.contains(&k) && !open.contains(&OwnerSessionKey::record(*p, 0)));
+        }
+        let distinct: std::collections::BTreeSet<_> = tags.iter().collect();
+        assert_eq!(distinct.len(), tags.len());
     }
 }

@@ -456,6 +456,13 @@ export interface UploadConfig {
    * Members plus pending invitations of one capsule.
    */
   'max_members_per_capsule' : [] | [number],
+  /**
+   * Upload sessions one caller may hold at once in any state: open, finished or
+   * aborted (a record is kept one `session_ttl_ns` after it ends, for retries) and
+   * expired ones housekeeping has not dropped yet. Every `uploads_begin` makes one,
+   * also one that finds its bytes already stored.
+   */
+  'max_session_records_per_caller' : [] | [number],
   'max_read_bytes' : bigint,
   /**
    * Capsules one principal may create (controllers are not bounded).
@@ -580,6 +587,7 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'max_capsules' : IDL.Opt(IDL.Nat64),
     'min_chunk_size' : IDL.Nat32,
     'max_members_per_capsule' : IDL.Opt(IDL.Nat32),
+    'max_session_records_per_caller' : IDL.Opt(IDL.Nat32),
     'max_read_bytes' : IDL.Nat64,
     'max_capsules_per_caller' : IDL.Opt(IDL.Nat32),
     'default_chunk_size' : IDL.Nat32,
