@@ -66,13 +66,15 @@ export class KeepsakeDirectory {
     this.cache.setItem(this.key(l.capsule_id), l.canister_id.toText());
   }
 
-  /** The storage canister of `capsuleId`: the cache, else one query to the directory. */
+  /** The storage canister of `capsuleId`: the cache, else one query to the directory
+   * (`capsules_route`: it answers any caller, members of a shared capsule too, and tells
+   * only the canister). */
   async locate(capsuleId: bigint): Promise<Principal> {
     const cached = this.cache.getItem(this.key(capsuleId));
     if (cached) return Principal.fromText(cached);
-    const l = ok(await this.query(() => this.actor.capsules_locate(capsuleId)), 'capsules_locate');
-    this.remember(l);
-    return l.canister_id;
+    const canister = ok(await this.query(() => this.actor.capsules_route(capsuleId)), 'capsules_route');
+    this.cache.setItem(this.key(capsuleId), canister.toText());
+    return canister;
   }
 
   /** A client for the storage canister that holds `capsuleId`. */
@@ -80,9 +82,10 @@ export class KeepsakeDirectory {
     return new Keepsake(this.agent, await this.locate(capsuleId), this.options);
   }
 
-  /** Creates a capsule of the caller (placed where there is room). */
-  async createCapsule(name: string): Promise<CapsuleLocation> {
-    const l = ok(await this.actor.capsules_create({ name }), 'capsules_create');
+  /** Creates a capsule of the caller (placed where there is room); `invite`: a code from
+   * the operator, for an invite-only directory. */
+  async createCapsule(name: string, invite?: string): Promise<CapsuleLocation> {
+    const l = ok(await this.actor.capsules_create({ name, invite: invite === undefined ? [] : [invite] }), 'capsules_create');
     this.remember(l);
     return l;
   }

@@ -67,6 +67,14 @@ test('directory mode: create through the directory, locate once (cached), upload
   // The storage canister refuses capsules made around the directory; unknown capsules are typed refusals.
   await assert.rejects(() => k.capsulesCreate('around'), (e) => e.variant === 'Unauthorized');
   await assert.rejects(() => fresh.locate(987654n), (e) => e instanceof KeepsakeError && e.variant === 'NotFound');
+  // Routing tells anyone the storage canister and nothing else; the full location (owner,
+  // creation time) only to the owner.
+  const stranger = new KeepsakeDirectory(await agentFor(net.url, Ed25519KeyIdentity.generate()), net.directory.id);
+  assert.equal((await stranger.locate(b.capsule_id)).toText(), b.canister_id.toText());
+  const hidden = await stranger.actor.capsules_locate(b.capsule_id);
+  assert.ok('Err' in hidden && 'NotFound' in hidden.Err, JSON.stringify(hidden, (_, v) => (typeof v === 'bigint' ? String(v) : v)));
+  const own = await dir.actor.capsules_locate(b.capsule_id);
+  assert.ok('Ok' in own && own.Ok.owner.toText() === identity.getPrincipal().toText());
   console.log(`# directory mode: ${afterFirst - before} request(s) to the directory for the first lookup, 0 after`);
 });
 

@@ -20,12 +20,46 @@ pub enum Error {
 
 pub type Result<T> = std::result::Result<T, Error>;
 
-#[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
 pub struct CapsuleCreateArgs {
     pub name: String,
+    /// An invite code (from `admin_mint_invites`): needed when the sign-up policy is
+    /// `InviteOnly`; one code makes one capsule and is gone once used.
+    pub invite: Option<String>,
 }
 
-/// Where a capsule lives: upload to and read from `canister_id` with the same
+/// Who may create capsules (controllers always may, unbounded). A refusal by the policy
+/// is `NoRoom` (a limit reached: try later) or `Unauthorized` (no valid invite code),
+/// and changes nothing.
+#[derive(CandidType, Deserialize, Serialize, Clone, Debug, PartialEq, Eq)]
+pub enum SignupPolicy {
+    /// Anyone may create, within global bounds: at most `max_new_per_window` new
+    /// capsules per `window_secs` (a fixed window, all callers together), and at most
+    /// `max_empty_capsules` capsules made by sign-up that may still be empty. The
+    /// directory cannot see into capsules, so it counts every capsule made by sign-up
+    /// (placed or pending) as possibly empty: the cap bounds what a flood of fresh
+    /// principals can take; the operator raises it as real use grows, or switches to
+    /// `InviteOnly`.
+    Open { max_new_per_window: u32, window_secs: u64, max_empty_capsules: u64 },
+    /// Only with a code a controller minted (`admin_mint_invites`): single-use, expiring.
+    InviteOnly,
+}
+
+/// The sign-up policy and how much of its bounds is used (in `status`).
+#[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct SignupStatus {
+    pub policy: SignupPolicy,
+    /// New capsules begun by sign-up in the current window (Open).
+    pub new_in_window: u32,
+    pub window_started_at_ns: u64,
+    /// Capsules made by sign-up, placed or pending: what `max_empty_capsules` bounds.
+    pub signup_capsules: u64,
+    /// Invite codes minted, not used and not expired yet.
+    pub invites_live: u64,
+}
+
+/// Where a capsule lives (`capsules_create`, `capsules_list`, and `capsules_locate` for
+/// its owner): upload to and read from `canister_id` with the same
 /// `capsule_id` (ids are unique across all storage canisters of the directory).
 #[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct CapsuleLocation {
@@ -72,6 +106,12 @@ pub struct StorageInfo {
     pub module_sha256: Option<ByteBuf>,
     pub refreshed_at_ns: u64,
     pub last_error: Option<String>,
+    /// Capsules it holds in all (its `stats`, at the last look; the directory's own
+    /// placements since then are added).
+    pub capsules_held: Option<u64>,
+    /// The most capsules it takes (its `max_capsules`): at that count it is Full, and
+    /// stays Full until a look at it finds room again.
+    pub max_capsules: Option<u64>,
 }
 
 /// Controllers: what `admin_add_storage` creates.
@@ -101,6 +141,8 @@ pub struct DirectoryConfig {
     /// Capsules one principal may create through the directory (controllers are not
     /// bounded).
     pub max_capsules_per_owner: u32,
+    /// Who may create capsules (`null`: the default `Open` bounds, see `status`).
+    pub signup: Option<SignupPolicy>,
 }
 
 /// Controllers change the configuration; `null` keeps a value.
@@ -113,6 +155,7 @@ pub struct ConfigUpdate {
     pub top_up_cycles: Option<u64>,
     pub refresh_interval_s: Option<u64>,
     pub max_capsules_per_owner: Option<u32>,
+    pub signup: Option<SignupPolicy>,
 }
 
 #[derive(CandidType, Deserialize, Serialize, Clone, Debug, PartialEq, Eq)]
@@ -147,4 +190,14 @@ pub struct Status {
     pub config: DirectoryConfig,
     pub upgrade: Option<UpgradeStatus>,
     pub cycles: u64,
+    pub signup: Option<SignupStatus>,
+}
+
+/// Controllers: `admin_mint_invites`.
+#[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct MintInvitesArgs {
+    /// 1 to `MAX_INVITES_PER_MINT`.
+    pub count: u32,
+    /// Seconds until the codes expire (1 to 90 days).
+    pub ttl_secs: u64,
 }

@@ -133,11 +133,13 @@ pub struct StorageCapsule {
 struct StorageStats {
     blob_bytes: u64,
     stored_bytes: Option<u64>,
+    capsules: u64,
 }
 
 #[derive(CandidType, Deserialize, Debug, Clone)]
 struct UploadConfig {
     max_stored_bytes: Option<u64>,
+    max_capsules: Option<u64>,
 }
 
 #[derive(CandidType, Deserialize, Debug, Clone, Default)]
@@ -153,17 +155,32 @@ struct DirectoryCapsuleArgs<'a> {
     name: &'a str,
 }
 
-/// Bytes it counts against its capacity, and the capacity.
-pub async fn room(id: Principal) -> CallResult<(u64, u64)> {
-    let stored = stored_bytes(id).await?;
-    let c: UploadConfig = call(id, "upload_config", (), 0).await?;
-    Ok((stored, c.max_stored_bytes.unwrap_or(u64::MAX)))
+/// A storage canister's room: bytes and capsules, used and most.
+pub struct Room {
+    pub stored: u64,
+    pub capacity: u64,
+    pub capsules: u64,
+    /// `null` from a storage canister that does not say.
+    pub max_capsules: Option<u64>,
 }
 
-/// Bytes it counts against its capacity (one call: the capacity is known).
-pub async fn stored_bytes(id: Principal) -> CallResult<u64> {
+/// Bytes it counts against its capacity and the capacity; capsules it holds and the most.
+pub async fn room(id: Principal) -> CallResult<Room> {
+    let (stored, capsules) = stored_bytes(id).await?;
+    let c: UploadConfig = call(id, "upload_config", (), 0).await?;
+    Ok(Room { stored, capacity: c.max_stored_bytes.unwrap_or(u64::MAX), capsules, max_capsules: c.max_capsules })
+}
+
+/// Bytes it counts against its capacity and the capsules it holds (one call: the
+/// maxima are known).
+pub async fn stored_bytes(id: Principal) -> CallResult<(u64, u64)> {
     let s: StorageStats = call(id, "stats", (), 0).await?;
-    Ok(s.stored_bytes.unwrap_or(s.blob_bytes))
+    Ok((s.stored_bytes.unwrap_or(s.blob_bytes), s.capsules))
+}
+
+/// 32 random bytes from the management canister.
+pub async fn raw_rand() -> CallResult<Vec<u8>> {
+    call(Principal::management_canister(), "raw_rand", (), 0).await.map(|b: serde_bytes::ByteBuf| b.into_vec())
 }
 
 /// Outer error: the call failed (reject, trap); inner: the storage canister's refusal.

@@ -51,7 +51,7 @@ mod tests {
     }
 
     fn create_arg(name: &str) -> Vec<u8> {
-        candid::encode_one(CapsuleCreateArgs { name: name.into() }).unwrap()
+        candid::encode_one(CapsuleCreateArgs { name: name.into(), invite: None }).unwrap()
     }
 
     #[test]

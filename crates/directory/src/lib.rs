@@ -74,18 +74,38 @@ fn start_timers() {
 }
 
 /// Creates a capsule owned by the caller on the storage canister with the most room
-/// (at most `max_capsules_per_owner` per caller).
+/// (at most `max_capsules_per_owner` per caller), if the sign-up policy lets it
+/// (`InviteOnly`: `invite` is a code from `admin_mint_invites`, spent by the create).
+/// Controllers are bounded by neither.
 #[update]
 async fn capsules_create(args: CapsuleCreateArgs) -> Result<CapsuleLocation> {
     let me = caller();
     let bounded = !ic_cdk::api::is_controller(&me);
-    ops::create_capsule(me, args.name, bounded).await
+    ops::create_capsule(me, args.name, args.invite, bounded).await
 }
 
-/// Where capsule `id` lives.
+/// Where capsule `id` lives, with its owner and creation time: only to its owner (and
+/// the directory's controllers); anyone else gets NotFound, as for an id that does not
+/// exist. To route to a capsule, use `capsules_route`.
 #[query]
 fn capsules_locate(id: u64) -> Result<CapsuleLocation> {
-    with_store(|s| s.capsules.get(&id).map(|p| ops::location(id, &p.0)))
+    let me = caller();
+    let not_found = || Error::NotFound(format!("capsule {id} is not in this directory, or not yours"));
+    let p = with_store(|s| s.capsules.get(&id).map(|p| p.0)).ok_or_else(not_found)?;
+    if p.owner == me || (me != Principal::anonymous() && ic_cdk::api::is_controller(&me)) {
+        Ok(ops::location(id, &p))
+    } else {
+        Err(not_found())
+    }
+}
+
+/// The storage canister of capsule `id`: all a client needs to route to it, and all it
+/// tells (not who owns it, not when it was made). Anyone may ask: the directory does
+/// not know a capsule's members, and the storage canister decides what the caller may
+/// see there.
+#[query]
+fn capsules_route(id: u64) -> Result<Principal> {
+    with_store(|s| s.capsules.get(&id).map(|p| p.0.canister))
         .ok_or_else(|| Error::NotFound(format!("capsule {id} is not in this directory")))
 }
 
@@ -133,8 +153,23 @@ fn status() -> Status {
             config: meta.config,
             upgrade: meta.upgrade.map(|u| u.status),
             cycles: u64::try_from(ic_cdk::api::canister_cycle_balance()).unwrap_or(u64::MAX),
+            signup: Some(SignupStatus {
+                policy: s.signup_policy(),
+                new_in_window: meta.signup_window.map_or(0, |w| w.1),
+                window_started_at_ns: meta.signup_window.map_or(0, |w| w.0),
+                signup_capsules: s.signup_capsules(),
+                invites_live: ops::invites_live(s),
+            }),
         }
     })
+}
+
+/// Controllers: `count` single-use invite codes that expire after `ttl_secs` (for the
+/// `InviteOnly` sign-up policy). Shown once: the directory keeps only their hashes.
+#[update]
+async fn admin_mint_invites(args: MintInvitesArgs) -> Result<Vec<String>> {
+    require_controller()?;
+    ops::mint_invites(args).await
 }
 
 /// Controllers: the `backend` Wasm (gzipped or not) that new storage canisters get and
@@ -169,15 +204,12 @@ async fn admin_refresh() -> Result<Vec<StorageInfo>> {
     Ok(ops::refresh().await)
 }
 
-/// Controllers: stop (false) or resume (true) placing new capsules on a storage canister.
+/// Controllers: stop (false) or resume (true) placing new capsules on a storage canister
+/// (during its rolling upgrade: from when the upgrade ends).
 #[update]
 fn admin_set_accepting(canister: Principal, accepting: bool) -> Result<StorageInfo> {
     require_controller()?;
-    with_store(|s| {
-        let state = if accepting { StorageState::Active } else { StorageState::Closed };
-        s.update_storage(canister, |i| i.state = state)
-            .ok_or_else(|| Error::NotFound(format!("{canister} is not a storage canister of this directory")))
-    })
+    ops::set_accepting(canister, accepting)
 }
 
 #[update]
@@ -185,6 +217,11 @@ fn admin_set_config(u: ConfigUpdate) -> Result<DirectoryConfig> {
     require_controller()?;
     if u.refresh_interval_s == Some(0) {
         return Err(Error::InvalidArgument("refresh_interval_s must be at least 1".into()));
+    }
+    if let Some(SignupPolicy::Open { window_secs, .. }) = &u.signup {
+        if *window_secs == 0 || *window_secs > 366 * 24 * 3600 {
+            return Err(Error::InvalidArgument("window_secs must be 1 to 31,622,400 (a year)".into()));
+        }
     }
     with_store(|s| {
         s.update_meta(|m| {
@@ -197,7 +234,11 @@ fn admin_set_config(u: ConfigUpdate) -> Result<DirectoryConfig> {
                 top_up_cycles,
                 refresh_interval_s,
                 max_capsules_per_owner,
+                signup,
             } = u;
+            if let Some(v) = signup {
+                c.signup = Some(v);
+            }
             if let Some(v) = max_capsules_per_owner {
                 c.max_capsules_per_owner = v;
             }

@@ -68,7 +68,10 @@ pub fn location(id: u64, p: &Placed) -> CapsuleLocation {
 
 /// Places a new capsule of `owner` on the storage canister with the most room, and
 /// creates it there. Two calls per capsule: the candidate's fresh room, then the create.
-pub async fn create_capsule(owner: Principal, name: String, bounded: bool) -> Result<CapsuleLocation> {
+/// `bounded`: not a controller, so the per-owner limit and the sign-up policy apply.
+/// Every refusal leaves the state as it was (the window, the sign-up count and the
+/// invite code are given back).
+pub async fn create_capsule(owner: Principal, name: String, invite: Option<String>, bounded: bool) -> Result<CapsuleLocation> {
     if owner == Principal::anonymous() {
         return Err(Error::Unauthorized("anonymous callers cannot create capsules".into()));
     }
@@ -76,35 +79,70 @@ pub async fn create_capsule(owner: Principal, name: String, bounded: bool) -> Re
     if name.is_empty() || name.len() > MAX_NAME_LEN {
         return Err(Error::InvalidArgument(format!("capsule name must be 1 to {MAX_NAME_LEN} bytes")));
     }
-    let max = with_store(|s| s.meta().config.max_capsules_per_owner);
-    if bounded && with_store(|s| s.owned_by(owner) + s.pending.iter().filter(|e| e.value().0.owner == owner).count()) >= max as usize {
-        return Err(Error::NoRoom(format!("{owner} has created {max} capsules, the most one principal may (max_capsules_per_owner)")));
+    if invite.as_ref().is_some_and(|c| c.len() > MAX_INVITE_LEN) {
+        return Err(Error::InvalidArgument(format!("an invite code is at most {MAX_INVITE_LEN} bytes")));
     }
+    // Checks and reservations in one message (no await between them): two creates
+    // cannot both take the last slot.
+    let reserved = with_store(|s| -> Result<Reservation> {
+        if !bounded {
+            return Ok(Reservation::default());
+        }
+        let max = s.meta().config.max_capsules_per_owner;
+        if s.owned_by(owner) + s.pending.iter().filter(|e| e.value().0.owner == owner).count() >= max as usize {
+            return Err(Error::NoRoom(format!("{owner} has created {max} capsules, the most one principal may (max_capsules_per_owner)")));
+        }
+        let code_hash = invite.as_deref().map(invite_hash);
+        let expiry = code_hash.and_then(|h| s.invites.get(&h));
+        let meta = s.meta();
+        match placement::signup(&s.signup_policy(), now(), meta.signup_window, s.signup_capsules(), invite.is_some(), expiry) {
+            placement::Signup::Full(m) => Err(Error::NoRoom(m)),
+            placement::Signup::NoInvite(m) => Err(Error::Unauthorized(m)),
+            placement::Signup::Open { window_start, new_in_window } => {
+                s.update_meta(|m| m.signup_window = Some((window_start, new_in_window)));
+                s.add_signup_capsules(1);
+                Ok(Reservation { window: Some(window_start), signup: true, invite: None })
+            }
+            placement::Signup::Invite => {
+                let h = code_hash.expect("a code was given");
+                let exp = s.invites.remove(&h).expect("checked above");
+                Ok(Reservation { window: None, signup: false, invite: Some((h, exp)) })
+            }
+        }
+    })?;
     let id = with_store(|s| {
         let id = s.meta().next_capsule_id;
         s.update_meta(|m| m.next_capsule_id += 1);
         id
     });
     let _guard = InFlight::new(id);
+    let refused = |e: Error| {
+        with_store(|s| {
+            s.pending.remove(&id);
+            reserved.give_back(s);
+        });
+        Err(e)
+    };
     let mut tried: Vec<Principal> = Vec::new();
     let mut refusals: Vec<String> = Vec::new();
     loop {
         let chosen = with_store(|s| placement::choose(&s.storage_list(), s.meta().config.min_free_bytes, &tried));
         let Some(c) = chosen else {
-            with_store(|s| s.pending.remove(&id));
             let why = if refusals.is_empty() { String::new() } else { format!(" ({})", refusals.join("; ")) };
-            return Err(Error::NoRoom(format!("no storage canister has room for a new capsule{why}; an operator adds one with admin_add_storage")));
+            return refused(Error::NoRoom(format!("no storage canister has room for a new capsule{why}; an operator adds one with admin_add_storage")));
         };
         tried.push(c);
         with_store(|s| {
-            s.pending.insert(id, crate::state::Candid(Pending { canister: c, owner, name: name.clone() }))
+            let p = Pending { canister: c, owner, name: name.clone(), signup: Some(reserved.signup) };
+            s.pending.insert(id, crate::state::Candid(p))
         });
         match calls::stored_bytes(c).await {
-            Ok(stored) => {
+            Ok((stored, held)) => {
                 let full = with_store(|s| {
                     let min = s.meta().config.min_free_bytes;
                     let st = s.update_storage(c, |st| {
                         st.stored_bytes = stored;
+                        st.capsules_held = Some(held);
                         st.refreshed_at_ns = now();
                         st.state = placement::state_for_room(st, min);
                     });
@@ -116,7 +154,7 @@ pub async fn create_capsule(owner: Principal, name: String, bounded: bool) -> Re
                 }
             }
             Err(e) => {
-                with_store(|s| s.set_state(c, StorageState::Unreachable, Some(e.clone())));
+                with_store(|s| s.mark_unreachable(c, e.clone()));
                 refusals.push(e);
                 continue;
             }
@@ -128,19 +166,107 @@ pub async fn create_capsule(owner: Principal, name: String, bounded: bool) -> Re
                 return Ok(location(id, &placed));
             }
             Ok(Err(StorageError::QuotaExceeded(m))) => {
-                with_store(|s| s.set_state(c, StorageState::Full, Some(m.clone())));
+                with_store(|s| {
+                    s.update_storage(c, |i| {
+                        placement::after_quota_exceeded(i);
+                        i.last_error = Some(m.clone());
+                    })
+                });
                 refusals.push(format!("{c}: {m}"));
             }
             Ok(Err(e)) => {
-                with_store(|s| s.pending.remove(&id));
-                return Err(Error::Storage(format!("storage canister {c} refused the capsule: {e}")));
+                return refused(Error::Storage(format!("storage canister {c} refused the capsule: {e}")));
             }
             Err(e) => {
-                with_store(|s| s.set_state(c, StorageState::Unreachable, Some(e.clone())));
+                with_store(|s| s.mark_unreachable(c, e.clone()));
                 refusals.push(e);
             }
         }
     }
+}
+
+/// Longest invite code taken (minted ones are 32 hex digits).
+pub const MAX_INVITE_LEN: usize = 64;
+/// Most codes one `admin_mint_invites` makes.
+pub const MAX_INVITES_PER_MINT: u32 = 1_000;
+/// Most live (unused, unexpired) codes at once.
+pub const MAX_LIVE_INVITES: u64 = 100_000;
+const MAX_INVITE_TTL_SECS: u64 = 90 * 24 * 3600;
+
+/// Only the hash of a code is stored: the codes themselves are shown once, to the
+/// controller who minted them.
+pub fn invite_hash(code: &str) -> [u8; 32] {
+    Sha256::digest(code.trim().as_bytes()).into()
+}
+
+/// What a create took from the sign-up bounds before its awaits, given back on refusal.
+#[derive(Default)]
+struct Reservation {
+    /// Open: the start of the window it took one from.
+    window: Option<u64>,
+    signup: bool,
+    invite: Option<([u8; 32], u64)>,
+}
+
+impl Reservation {
+    fn give_back(&self, s: &mut crate::state::Store) {
+        if let Some(taken) = self.window {
+            // One back to the window, if it is still the window this create took from.
+            s.update_meta(|m| {
+                if let Some((start, n)) = m.signup_window.filter(|w| w.0 == taken) {
+                    m.signup_window = Some((start, n.saturating_sub(1)));
+                }
+            });
+        }
+        if self.signup {
+            s.add_signup_capsules(-1);
+        }
+        if let Some((h, exp)) = self.invite {
+            s.invites.insert(h, exp);
+        }
+    }
+}
+
+/// Controllers: `count` single-use invite codes valid for `ttl_secs`. Returned once;
+/// only their SHA-256 is kept. Expired codes are removed first.
+pub async fn mint_invites(args: MintInvitesArgs) -> Result<Vec<String>> {
+    if args.count == 0 || args.count > MAX_INVITES_PER_MINT {
+        return Err(Error::InvalidArgument(format!("count must be 1 to {MAX_INVITES_PER_MINT}")));
+    }
+    if args.ttl_secs == 0 || args.ttl_secs > MAX_INVITE_TTL_SECS {
+        return Err(Error::InvalidArgument(format!("ttl_secs must be 1 to {MAX_INVITE_TTL_SECS} (90 days)")));
+    }
+    let seed = calls::raw_rand().await.map_err(Error::Storage)?;
+    // After the await: the live count as it is now.
+    with_store(|s| {
+        let t = now();
+        let expired: Vec<[u8; 32]> = s.invites.iter().filter(|e| e.value() <= t).map(|e| *e.key()).collect();
+        for h in expired {
+            s.invites.remove(&h);
+        }
+        if s.invites.len() + args.count as u64 > MAX_LIVE_INVITES {
+            return Err(Error::NoRoom(format!("{} invite codes are live; at most {MAX_LIVE_INVITES}", s.invites.len())));
+        }
+        let expiry = t.saturating_add(args.ttl_secs.saturating_mul(1_000_000_000));
+        let mut codes = Vec::with_capacity(args.count as usize);
+        for i in 0..args.count {
+            let mut h = Sha256::new();
+            h.update(&seed);
+            h.update(t.to_be_bytes());
+            h.update(i.to_be_bytes());
+            let d = h.finalize();
+            let code: String = d[..16].iter().map(|b| format!("{b:02x}")).collect();
+            s.invites.insert(invite_hash(&code), expiry);
+            codes.push(code);
+        }
+        Ok(codes)
+    })
+}
+
+/// Live invite codes (unused, not expired).
+pub fn invites_live(s: &crate::state::Store) -> u64 {
+    let t = now();
+    s.invites.iter().filter(|e| e.value() > t).count() as u64
 }
 
 /// Creates a storage canister, installs the stored `backend` Wasm in directory mode and
@@ -175,6 +301,8 @@ pub async fn add_storage(args: AddStorageArgs, caller: Principal) -> Result<Stor
         module_sha256: None,
         refreshed_at_ns: now(),
         last_error: Some("being set up".into()),
+        capsules_held: Some(0),
+        max_capsules: None,
     };
     with_store(|s| s.add_storage(info));
     let setup = async {
@@ -226,10 +354,11 @@ pub async fn refresh() -> Vec<StorageInfo> {
     let Some(_live) = Live::take(&REFRESH_LIVE) else {
         return with_store(|s| s.storage_list());
     };
-    let list = with_store(|s| s.storage_list());
-    for info in list {
-        let id = info.canister_id;
-        if info.state == StorageState::Upgrading {
+    let ids: Vec<Principal> = with_store(|s| s.storage_list().iter().map(|i| i.canister_id).collect());
+    for id in ids {
+        // Read now, not from a list taken before the awaits of the canisters before it:
+        // a rolling upgrade may have taken this one meanwhile.
+        if with_store(|s| s.storage_get(id).is_none_or(|i| i.state == StorageState::Upgrading)) {
             continue;
         }
         match calls::status(id).await {
@@ -241,23 +370,29 @@ pub async fn refresh() -> Vec<StorageInfo> {
                     })
                 });
                 match calls::room(id).await {
-                    Ok((stored, capacity)) => with_store(|s| {
+                    Ok(room) => with_store(|s| {
                         let min = s.meta().config.min_free_bytes;
                         s.update_storage(id, |i| {
-                            i.stored_bytes = stored;
-                            i.capacity_bytes = capacity;
+                            i.stored_bytes = room.stored;
+                            i.capacity_bytes = room.capacity;
+                            i.capsules_held = Some(room.capsules);
+                            // An older storage canister that does not say keeps what a
+                            // QuotaExceeded taught.
+                            if room.max_capsules.is_some() {
+                                i.max_capsules = room.max_capsules;
+                            }
                             i.refreshed_at_ns = now();
                             i.state = placement::state_for_room(i, min);
                             i.last_error = None;
                         });
                     }),
-                    Err(e) => with_store(|s| s.set_state(id, StorageState::Unreachable, Some(e))),
+                    Err(e) => with_store(|s| s.mark_unreachable(id, e)),
                 }
                 // After the room (which clears the last error): a failed top-up stays reported.
                 top_up(id, st.cycles).await;
             }
-            Ok(_) => with_store(|s| s.set_state(id, StorageState::Unreachable, Some(format!("{id} is stopped")))),
-            Err(e) => with_store(|s| s.set_state(id, StorageState::Unreachable, Some(e))),
+            Ok(_) => with_store(|s| s.mark_unreachable(id, format!("{id} is stopped"))),
+            Err(e) => with_store(|s| s.mark_unreachable(id, e)),
         }
     }
     reconcile().await;
@@ -281,26 +416,39 @@ async fn top_up(id: Principal, cycles: u64) {
     };
 }
 
-/// Finishes or drops placements that a reject or a trap left pending.
+/// Finishes or drops placements that a reject or a trap left pending. Each placement is
+/// read afresh before its call and again after it: a create that moved it to another
+/// canister and finished meanwhile is neither created again where it was nor placed
+/// there.
 async fn reconcile() {
-    let pending: Vec<(u64, Pending)> = with_store(|s| s.pending.iter().map(|e| (*e.key(), e.value().0)).collect());
-    for (id, p) in pending {
-        if IN_FLIGHT.with_borrow(|f| f.contains(&id)) {
-            continue;
-        }
+    let ids: Vec<u64> = with_store(|s| s.pending.iter().map(|e| *e.key()).collect());
+    for id in ids {
+        let current = with_store(|s| s.pending.get(&id).map(|p| p.0));
+        let in_flight = IN_FLIGHT.with_borrow(|f| f.contains(&id));
+        let Some(c) = placement::reconcile_target(current.as_ref(), in_flight) else { continue };
+        let p = current.expect("a target comes from a pending placement");
         let _guard = InFlight::new(id);
-        match calls::create_capsule(p.canister, id, p.owner, &p.name).await {
-            Ok(Ok(cap)) => with_store(|s| {
-                if s.pending.contains_key(&id) {
-                    s.place(id, Placed { canister: p.canister, owner: p.owner, created_at_ns: cap.created_at_ns })
+        let answer = calls::create_capsule(c, id, p.owner, &p.name).await;
+        with_store(|s| {
+            let now_pending = s.pending.get(&id).map(|p| p.0);
+            if !placement::still_placed_on(now_pending.as_ref(), c) {
+                return;
+            }
+            match answer {
+                Ok(Ok(cap)) => s.place(id, Placed { canister: c, owner: p.owner, created_at_ns: cap.created_at_ns }),
+                // A typed refusal: the capsule does not exist there; forget the placement.
+                Ok(Err(e)) => {
+                    if let StorageError::QuotaExceeded(m) = e {
+                        s.update_storage(c, |i| {
+                            placement::after_quota_exceeded(i);
+                            i.last_error = Some(m);
+                        });
+                    }
+                    s.drop_pending(id);
                 }
-            }),
-            // A typed refusal: the capsule does not exist there; forget the placement.
-            Ok(Err(_)) => with_store(|s| {
-                s.pending.remove(&id);
-            }),
-            Err(_) => {} // unreachable now: the next refresh tries again
-        }
+                Err(_) => {} // unreachable now: the next refresh tries again
+            }
+        });
     }
 }
 
@@ -334,6 +482,7 @@ pub fn start_upgrade() -> Result<UpgradeStatus> {
                 finished_at_ns: None,
             },
             order,
+            restore: None,
         };
         s.update_meta(|m| m.upgrade = Some(run.clone()));
         Ok(run.status)
@@ -397,11 +546,29 @@ async fn run_upgrade() {
 
 /// Stop, upgrade, start one storage canister; no new capsules go to it meanwhile. A
 /// canister already running the target module is left alone (resuming is idempotent).
+/// The state it goes back to is kept in the run (`restore`), read again after the
+/// awaits: an operator's `admin_set_accepting` during the upgrade sets it, and a run
+/// interrupted here and resumed still knows it.
 async fn upgrade_one(id: Principal, target: &ByteBuf) -> std::result::Result<(), String> {
-    let prior = with_store(|s| s.storage_get(id).map(|i| i.state));
-    let Some(prior) = prior else { return Ok(()) }; // no longer listed
-    let restore = if prior == StorageState::Upgrading { StorageState::Active } else { prior };
-    with_store(|s| s.set_state(id, StorageState::Upgrading, None));
+    let listed = with_store(|s| {
+        let Some(info) = s.storage_get(id) else { return false };
+        let saved = s.meta().upgrade.and_then(|u| u.restore);
+        let restore = match (info.state, saved) {
+            (StorageState::Upgrading, Some(r)) => r,
+            (StorageState::Upgrading, None) => StorageState::Active,
+            (other, _) => other,
+        };
+        s.update_meta(|m| {
+            if let Some(u) = m.upgrade.as_mut() {
+                u.restore = Some(restore);
+            }
+        });
+        s.set_state(id, StorageState::Upgrading, None);
+        true
+    });
+    if !listed {
+        return Ok(()); // no longer listed
+    }
     let result = async {
         let st = calls::status(id).await?;
         if st.running && st.module_sha256.as_deref() == Some(target.as_slice()) {
@@ -421,13 +588,43 @@ async fn upgrade_one(id: Principal, target: &ByteBuf) -> std::result::Result<(),
     }
     .await;
     with_store(|s| {
+        let restore = s.meta().upgrade.and_then(|u| u.restore).unwrap_or(StorageState::Active);
         s.update_storage(id, |i| {
-            i.state = restore;
+            if i.state == StorageState::Upgrading {
+                i.state = restore;
+            }
             match &result {
                 Ok(()) => i.module_sha256 = Some(target.clone()),
                 Err(e) => i.last_error = Some(e.clone()),
             }
-        })
+        });
+        s.update_meta(|m| {
+            if let Some(u) = m.upgrade.as_mut() {
+                u.restore = None;
+            }
+        });
     });
     result
+}
+
+/// Controllers: open (Active) or close a storage canister for new capsules. While a
+/// rolling upgrade holds it (Upgrading), the choice is kept for when its upgrade ends.
+pub fn set_accepting(canister: Principal, accepting: bool) -> Result<StorageInfo> {
+    let state = if accepting { StorageState::Active } else { StorageState::Closed };
+    with_store(|s| {
+        let info = s
+            .storage_get(canister)
+            .ok_or_else(|| Error::NotFound(format!("{canister} is not a storage canister of this directory")))?;
+        let held_by_upgrade = info.state == StorageState::Upgrading
+            && s.meta().upgrade.is_some_and(|u| u.status.current == Some(canister) && u.restore.is_some());
+        if held_by_upgrade {
+            s.update_meta(|m| {
+                if let Some(u) = m.upgrade.as_mut() {
+                    u.restore = Some(state);
+                }
+            });
+            return Ok(info);
+        }
+        Ok(s.update_storage(canister, |i| i.state = state).expect("listed"))
+    })
 }

@@ -9,6 +9,7 @@
 //! | 3 | capsules: id → `Placed` (only confirmed placements) |
 //! | 4 | (owner, capsule id) → () |
 //! | 5 | pending placements: id → `Pending` (begun, not confirmed) |
+//! | 6 | invite codes: SHA-256 of the code → expiry (ns); a used code is removed |
 
 use std::borrow::Cow;
 
@@ -18,7 +19,7 @@ use ic_stable_structures::storable::Bound;
 use ic_stable_structures::{DefaultMemoryImpl, StableBTreeMap, StableCell, Storable};
 use serde::{Deserialize, Serialize};
 
-use crate::api::{DirectoryConfig, StorageInfo, StorageState, UpgradeStatus};
+use crate::api::{DirectoryConfig, SignupPolicy, StorageInfo, StorageState, UpgradeStatus};
 
 type Mem = VirtualMemory<DefaultMemoryImpl>;
 
@@ -28,6 +29,7 @@ const MEM_STORAGE: MemoryId = MemoryId::new(2);
 const MEM_CAPSULES: MemoryId = MemoryId::new(3);
 const MEM_OWNERS: MemoryId = MemoryId::new(4);
 const MEM_PENDING: MemoryId = MemoryId::new(5);
+const MEM_INVITES: MemoryId = MemoryId::new(6);
 
 /// Candid-encoded value (records grow by `opt` fields, which old bytes decode as null).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -52,6 +54,11 @@ pub struct Meta {
     pub next_capsule_id: u64,
     pub upgrade: Option<UpgradeRun>,
     pub wasm_sha256: Option<serde_bytes::ByteBuf>,
+    /// The current sign-up window: (start ns, capsules begun in it).
+    pub signup_window: Option<(u64, u32)>,
+    /// Capsules made by sign-up (not by a controller), placed or pending. `null` in
+    /// state from before it was kept: then counted once from the map.
+    pub signup_capsules: Option<u64>,
 }
 
 /// A rolling upgrade: `order` is fixed when it starts; `status.done` indexes it.
@@ -59,6 +66,10 @@ pub struct Meta {
 pub struct UpgradeRun {
     pub status: UpgradeStatus,
     pub order: Vec<Principal>,
+    /// The state `status.current` goes back to after its upgrade: what it was before,
+    /// or what an operator set (`admin_set_accepting`) while it was being upgraded.
+    /// Kept here, not on the stack, so an interrupted run restores it too.
+    pub restore: Option<StorageState>,
 }
 
 #[derive(CandidType, Deserialize, Serialize, Clone, Debug, PartialEq, Eq)]
@@ -73,6 +84,8 @@ pub struct Pending {
     pub canister: Principal,
     pub owner: Principal,
     pub name: String,
+    /// Counted in `Meta::signup_capsules` (made by sign-up, not by a controller).
+    pub signup: Option<bool>,
 }
 
 /// (owner, capsule id): principal length, principal bytes padded to 29, id big-endian.
@@ -113,6 +126,7 @@ pub struct Store {
     pub capsules: StableBTreeMap<u64, Candid<Placed>, Mem>,
     pub owners: StableBTreeMap<OwnerKey, (), Mem>,
     pub pending: StableBTreeMap<u64, Candid<Pending>, Mem>,
+    pub invites: StableBTreeMap<[u8; 32], u64, Mem>,
 }
 
 pub fn default_config() -> DirectoryConfig {
@@ -124,13 +138,28 @@ pub fn default_config() -> DirectoryConfig {
         top_up_cycles: 2_000_000_000_000,
         refresh_interval_s: 600,
         max_capsules_per_owner: 16,
+        signup: Some(default_signup()),
     }
+}
+
+/// The policy of a directory whose operator chose none: open, at most 1,000 new
+/// capsules an hour and 10,000 made by sign-up (a tenth of one storage canister's
+/// `max_capsules`).
+pub fn default_signup() -> SignupPolicy {
+    SignupPolicy::Open { max_new_per_window: 1_000, window_secs: 3_600, max_empty_capsules: 10_000 }
 }
 
 impl Store {
     pub fn open() -> Store {
         let mm = MemoryManager::init(DefaultMemoryImpl::default());
-        let meta = Meta { config: default_config(), next_capsule_id: 1, upgrade: None, wasm_sha256: None };
+        let meta = Meta {
+            config: default_config(),
+            next_capsule_id: 1,
+            upgrade: None,
+            wasm_sha256: None,
+            signup_window: None,
+            signup_capsules: Some(0),
+        };
         Store {
             meta: StableCell::init(mm.get(MEM_META), Candid(meta)),
             wasm: StableCell::init(mm.get(MEM_WASM), Candid(serde_bytes::ByteBuf::new())),
@@ -138,7 +167,24 @@ impl Store {
             capsules: StableBTreeMap::init(mm.get(MEM_CAPSULES)),
             owners: StableBTreeMap::init(mm.get(MEM_OWNERS)),
             pending: StableBTreeMap::init(mm.get(MEM_PENDING)),
+            invites: StableBTreeMap::init(mm.get(MEM_INVITES)),
         }
+    }
+
+    /// The sign-up policy in force.
+    pub fn signup_policy(&self) -> SignupPolicy {
+        self.meta().config.signup.unwrap_or_else(default_signup)
+    }
+
+    /// Capsules made by sign-up, placed or pending (counted once from the map in state
+    /// from before the count was kept: every capsule then counts).
+    pub fn signup_capsules(&self) -> u64 {
+        self.meta().signup_capsules.unwrap_or(self.capsules.len() + self.pending.len())
+    }
+
+    pub fn add_signup_capsules(&mut self, delta: i64) {
+        let n = self.signup_capsules().saturating_add_signed(delta);
+        self.update_meta(|m| m.signup_capsules = Some(n));
     }
 
     pub fn meta(&self) -> Meta {
@@ -180,9 +226,30 @@ impl Store {
     /// together, in one message, and the pending entry goes.
     pub fn place(&mut self, id: u64, p: Placed) {
         self.owners.insert(OwnerKey::new(p.owner, id), ());
-        self.update_storage(p.canister, |s| s.capsules += 1);
+        self.update_storage(p.canister, |s| {
+            s.capsules += 1;
+            s.capsules_held = s.capsules_held.map(|h| h + 1);
+        });
         self.capsules.insert(id, Candid(p));
         self.pending.remove(&id);
+    }
+
+    /// Drops a placement that will not be made (given back to the sign-up count).
+    pub fn drop_pending(&mut self, id: u64) {
+        if let Some(p) = self.pending.remove(&id) {
+            if p.0.signup == Some(true) {
+                self.add_signup_capsules(-1);
+            }
+        }
+    }
+
+    /// A call to storage canister `id` failed: Unreachable, unless an operator closed it
+    /// or a rolling upgrade holds it (a failure never reopens it).
+    pub fn mark_unreachable(&mut self, id: Principal, error: String) {
+        self.update_storage(id, |s| {
+            s.state = crate::placement::after_failure(s.state);
+            s.last_error = Some(error);
+        });
     }
 
     pub fn set_state(&mut self, id: Principal, state: StorageState, error: Option<String>) {

@@ -159,20 +159,30 @@ impl DirectoryClient {
         candid::decode_one(&bytes).with_context(|| format!("decoding the directory's {method} reply"))
     }
 
-    /// The storage canister of `capsule`: the cache, else one query to the directory.
+    /// The storage canister of `capsule`: the cache, else one query to the directory
+    /// (`capsules_route`, which answers anyone, members of a shared capsule too; a
+    /// directory from before it has only `capsules_locate`).
     pub async fn locate(&self, capsule: u64) -> anyhow::Result<Principal> {
         if let Some(c) = self.cached(capsule) {
             return Ok(c);
         }
-        let r: dir::Result<CapsuleLocation> = self.query("capsules_locate", candid::encode_one(capsule)?).await?;
-        let loc = r.map_err(|e| anyhow!("directory {}: {}", self.id, describe(&e)))?;
-        self.remember(capsule, loc.canister_id);
-        Ok(loc.canister_id)
+        let canister = match self.query::<dir::Result<Principal>>("capsules_route", candid::encode_one(capsule)?).await {
+            Ok(r) => r.map_err(|e| anyhow!("directory {}: {}", self.id, describe(&e)))?,
+            Err(e) if format!("{e:#}").contains("no query method") => {
+                let r: dir::Result<CapsuleLocation> = self.query("capsules_locate", candid::encode_one(capsule)?).await?;
+                r.map_err(|e| anyhow!("directory {}: {}", self.id, describe(&e)))?.canister_id
+            }
+            Err(e) => return Err(e),
+        };
+        self.remember(capsule, canister);
+        Ok(canister)
     }
 
-    /// Creates a capsule of the caller through the directory.
+    /// Creates a capsule of the caller through the directory (with the invite code in
+    /// `KEEPSAKE_INVITE`, for an invite-only directory).
     pub async fn create(&self, name: &str) -> anyhow::Result<CapsuleLocation> {
-        let arg = candid::encode_one(CapsuleCreateArgs { name: name.to_string() })?;
+        let invite = std::env::var("KEEPSAKE_INVITE").ok().filter(|c| !c.trim().is_empty());
+        let arg = candid::encode_one(CapsuleCreateArgs { name: name.to_string(), invite })?;
         let bytes = self
             .agent
             .update(&self.id, "capsules_create")

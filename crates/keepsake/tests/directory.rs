@@ -27,12 +27,21 @@ struct Net {
 
 fn start(tmp: &Path, me: Principal) -> Net {
     let backend = std::fs::read(common::wasm()).unwrap();
-    let dir_wasm = std::fs::read(keepsake::embedded::resolve_wasm(None).unwrap().with_file_name("directory.wasm.gz")).unwrap();
+    let dir_wasm = std::fs::read(directory_wasm_path()).unwrap();
     let mut host = ic_host::Host::new(&backend, &candid::encode_args(()).unwrap()).unwrap();
     let (directory, storage) = keepsake::directory::setup_local(&mut host, tmp, &dir_wasm, &backend, 3, &[me]).unwrap();
     let net = ic_net::Network::start(host, SocketAddr::from(([127, 0, 0, 1], 0))).unwrap();
     let url = net.url();
     Net { net, url, directory, storage }
+}
+
+/// The directory Wasm under test: the build's, or `KEEPSAKE_TEST_DIRECTORY_WASM` (to run
+/// these tests against an older directory and see what they catch).
+fn directory_wasm_path() -> std::path::PathBuf {
+    match std::env::var_os("KEEPSAKE_TEST_DIRECTORY_WASM") {
+        Some(p) => p.into(),
+        None => keepsake::embedded::resolve_wasm(None).unwrap().with_file_name("directory.wasm.gz"),
+    }
 }
 
 fn agent(url: &str, pem: &Path) -> Agent {
@@ -61,7 +70,11 @@ fn query<R: for<'de> Deserialize<'de> + CandidType>(a: &Agent, c: Principal, m: 
 }
 
 fn create(a: &Agent, d: Principal, name: &str) -> dir::Result<CapsuleLocation> {
-    update(a, d, "capsules_create", dir::CapsuleCreateArgs { name: name.into() })
+    update(a, d, "capsules_create", dir::CapsuleCreateArgs { name: name.into(), invite: None })
+}
+
+fn create_with(a: &Agent, d: Principal, name: &str, invite: &str) -> dir::Result<CapsuleLocation> {
+    update(a, d, "capsules_create", dir::CapsuleCreateArgs { name: name.into(), invite: Some(invite.into()) })
 }
 
 fn status(a: &Agent, d: Principal) -> dir::Status {
@@ -169,7 +182,7 @@ fn a_directory_places_capsules_upgrades_its_storage_and_survives_failures() {
     assert_eq!(n.storage.len(), 3);
 
     // Only the directory creates capsules on a storage canister in directory mode.
-    let direct: Vec<u8> = update_raw(&user, n.storage[0], "capsules_create", candid::encode_one(dir::CapsuleCreateArgs { name: "x".into() }).unwrap()).unwrap();
+    let direct: Vec<u8> = update_raw(&user, n.storage[0], "capsules_create", candid::encode_one(dir::CapsuleCreateArgs { name: "x".into(), invite: None }).unwrap()).unwrap();
     let refused: Result<backend::api::Capsule, backend::api::Error> = candid::decode_one(&direct).unwrap();
     assert!(matches!(refused, Err(backend::api::Error::Unauthorized(ref m)) if m.contains(&d.to_text())), "{refused:?}");
 
@@ -253,7 +266,7 @@ fn a_directory_places_capsules_upgrades_its_storage_and_survives_failures() {
     let total: u64 = calls.iter().map(|c| c.instructions).sum();
     eprintln!("capsules_create through the directory: {} messages, {total} instructions: {:?}", calls.len(), per_canister(&calls));
     let plain = n.net.exec().with_host(|h| h.canister_id()).unwrap();
-    let _ = update_raw(&user, plain, "capsules_create", candid::encode_one(dir::CapsuleCreateArgs { name: "plain".into() }).unwrap()).unwrap();
+    let _ = update_raw(&user, plain, "capsules_create", candid::encode_one(dir::CapsuleCreateArgs { name: "plain".into(), invite: None }).unwrap()).unwrap();
     let calls = n.net.exec().last_call().unwrap();
     eprintln!("capsules_create on a single backend: {} messages, {} instructions", calls.len(), calls.iter().map(|c| c.instructions).sum::<u64>());
     let _: dir::Result<CapsuleLocation> = query(&user, d, "capsules_locate", candid::encode_one(a.capsule_id).unwrap());
@@ -333,7 +346,7 @@ fn a_directory_places_capsules_upgrades_its_storage_and_survives_failures() {
     let dcopy = d;
     // Its first callback (the candidate's room) runs; the second (the create) traps.
     n.net.exec().with_host(move |h| h.inject_callback_trap(dcopy, 1)).unwrap();
-    let trapped = update_raw(&user, d, "capsules_create", candid::encode_one(dir::CapsuleCreateArgs { name: "trapped".into() }).unwrap());
+    let trapped = update_raw(&user, d, "capsules_create", candid::encode_one(dir::CapsuleCreateArgs { name: "trapped".into(), invite: None }).unwrap());
     assert!(trapped.is_err(), "the caller sees the trap");
     let mid = status(&admin, d);
     assert_eq!(mid.capsules, before.capsules, "no half-written map entry");
@@ -447,5 +460,404 @@ fn a_directory_places_capsules_upgrades_its_storage_and_survives_failures() {
         assert_eq!(&r.unwrap(), l);
     }
     assert_eq!(storage_of(&admin, d).len(), 3);
+    n.net.shutdown().unwrap();
+}
+
+fn new_agent(n: &Net, cwd: &Path, name: &str) -> (Agent, Principal) {
+    let pem = cwd.join(format!("{name}.pem"));
+    keepsake::identity::write_new_ed25519_pem(&pem).unwrap();
+    let p = BasicIdentity::from_pem_file(&pem).unwrap().sender().unwrap();
+    (agent(&n.url, &pem), p)
+}
+
+fn set_config(admin: &Agent, d: Principal, u: dir::ConfigUpdate) -> dir::DirectoryConfig {
+    let r: dir::Result<dir::DirectoryConfig> = update(admin, d, "admin_set_config", u);
+    r.unwrap()
+}
+
+fn set_accepting(admin: &Agent, d: Principal, c: Principal, accepting: bool) -> StorageInfo {
+    let bytes = update_raw(admin, d, "admin_set_accepting", candid::encode_args((c, accepting)).unwrap()).unwrap();
+    candid::decode_one::<dir::Result<StorageInfo>>(&bytes).unwrap().unwrap()
+}
+
+fn state_of(admin: &Agent, d: Principal, c: Principal) -> StorageState {
+    storage_of(admin, d).into_iter().find(|s| s.canister_id == c).unwrap().state
+}
+
+fn refresh(admin: &Agent, d: Principal) {
+    let r: dir::Result<Vec<StorageInfo>> = update(admin, d, "admin_refresh", ());
+    r.unwrap();
+}
+
+/// What a refused call must leave as it was (cycles and refresh times aside).
+fn fingerprint(admin: &Agent, d: Principal) -> String {
+    let mut s = status(admin, d);
+    s.cycles = 0;
+    for i in &mut s.storage {
+        i.cycles = 0;
+        i.refreshed_at_ns = 0;
+    }
+    format!("{:?}", (s.storage, s.capsules, s.pending, s.signup, s.config, s.upgrade))
+}
+
+fn storage_admin_config(admin: &Agent, c: Principal, u: backend::api::ConfigUpdate) {
+    let r = update_raw(admin, c, "admin_set_config", candid::encode_one(u).unwrap()).unwrap();
+    let _: candid::Reserved = candid::decode_one(&r).unwrap();
+}
+
+fn wait_upgrade_done(admin: &Agent, d: Principal) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let u = status(admin, d).upgrade.unwrap();
+        match u.state {
+            UpgradeState::Done => return,
+            UpgradeState::Failed(m) => panic!("rolling upgrade failed: {m}"),
+            UpgradeState::Running => {}
+        }
+        assert!(std::time::Instant::now() < deadline, "rolling upgrade did not finish: {u:?}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// Every method of `directory.did`'s service.
+fn directory_methods() -> Vec<String> {
+    let did = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../directory/directory.did")).unwrap();
+    let service = &did[did.find("service :").unwrap()..];
+    let service = &service[service.find('{').unwrap() + 1..];
+    service
+        .lines()
+        .filter_map(|l| {
+            let l = l.trim_start();
+            let (name, rest) = l.split_once(" : (")?;
+            (!name.starts_with("//") && !rest.is_empty()).then(|| name.trim().to_string())
+        })
+        .collect()
+}
+
+/// Issue 23 items 1–4 across canisters: the sign-up policy (open: a window and a cap on
+/// sign-up capsules; invite-only: single-use, expiring codes), Full by capsule count
+/// that a refresh does not undo, Closed that no failure or upgrade undoes,
+/// `capsules_locate` only for the owner (`capsules_route` for routing), a placement
+/// moved to another canister that leaves no orphan, the access matrix and a fuzz of
+/// every directory method.
+#[test]
+fn the_directory_bounds_sign_ups_and_keeps_operator_and_full_flags() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cwd = tmp.path();
+    keepsake::identity::write_new_ed25519_pem(&cwd.join("me.pem")).unwrap();
+    keepsake::identity::write_new_ed25519_pem(&cwd.join("admin.pem")).unwrap();
+    let admin_p = BasicIdentity::from_pem_file(cwd.join("admin.pem")).unwrap().sender().unwrap();
+    let n = start(cwd, admin_p);
+    let admin = agent(&n.url, &cwd.join("admin.pem"));
+    let user = agent(&n.url, &cwd.join("me.pem"));
+    let anon = {
+        let a = Agent::builder().with_url(&n.url).build().unwrap();
+        rt().block_on(a.fetch_root_key()).unwrap();
+        a
+    };
+    let d = n.directory;
+    let order: Vec<Principal> = storage_of(&admin, d).iter().map(|s| s.canister_id).collect();
+    let (c0, c1, c2) = (order[0], order[1], order[2]);
+
+    // ---- Item 2: capsules_locate tells the owner only; capsules_route tells anyone
+    // the storage canister and nothing else.
+    let mine = create(&user, d, "mine").unwrap();
+    let (stranger, _) = new_agent(&n, cwd, "stranger");
+    for (who, a) in [("a stranger", &stranger), ("anonymous", &anon)] {
+        let r: dir::Result<CapsuleLocation> = query(a, d, "capsules_locate", candid::encode_one(mine.capsule_id).unwrap());
+        assert!(matches!(r, Err(dir::Error::NotFound(_))), "{who} learnt the owner of capsule {}: {r:?}", mine.capsule_id);
+        let route: dir::Result<Principal> = query(a, d, "capsules_route", candid::encode_one(mine.capsule_id).unwrap());
+        assert_eq!(route.unwrap(), mine.canister_id, "{who} can route");
+    }
+    let own: dir::Result<CapsuleLocation> = query(&user, d, "capsules_locate", candid::encode_one(mine.capsule_id).unwrap());
+    assert_eq!(own.unwrap(), mine);
+    let missing: dir::Result<Principal> = query(&stranger, d, "capsules_route", candid::encode_one(999_999u64).unwrap());
+    assert!(matches!(missing, Err(dir::Error::NotFound(_))), "{missing:?}");
+    // The CLI routes through it, for a capsule it has not cached.
+    let ls = cli_ok(&n, cwd, &["ls", "--capsule", &mine.capsule_id.to_string()]);
+    assert!(ls["memories"].as_array().unwrap().is_empty(), "{ls}");
+
+    // ---- Closed is the operator's: a failing refresh does not turn it into
+    // Unreachable, and so the next refresh does not turn it into Active.
+    set_accepting(&admin, d, c1, false);
+    mgmt_call(&admin, "stop_canister", c1).unwrap();
+    refresh(&admin, d);
+    assert_eq!(state_of(&admin, d, c1), StorageState::Closed, "a refresh that could not reach it reopened it halfway");
+    mgmt_call(&admin, "start_canister", c1).unwrap();
+    refresh(&admin, d);
+    assert_eq!(state_of(&admin, d, c1), StorageState::Closed, "a refresh reopened a canister the operator closed");
+
+    // ---- Item 1b: Full by capsule count sticks. Only c0 takes capsules; it holds at
+    // most what it holds now + 1.
+    set_accepting(&admin, d, c2, false);
+    let stats: backend::api::Stats = query(&admin, c0, "stats", candid::encode_args(()).unwrap());
+    let max = stats.capsules + 1;
+    use backend::api::ConfigUpdate as StorageConfig;
+    storage_admin_config(&admin, c0, StorageConfig { max_capsules: Some(max), ..Default::default() });
+    let filler = create(&user, d, "fills c0").unwrap();
+    assert_eq!(filler.canister_id, c0);
+    let refused = create(&user, d, "one over").unwrap_err();
+    assert!(matches!(refused, dir::Error::NoRoom(_)), "{refused:?}");
+    assert_eq!(state_of(&admin, d, c0), StorageState::Full);
+    refresh(&admin, d);
+    let st = storage_of(&admin, d).into_iter().find(|s| s.canister_id == c0).unwrap();
+    assert_eq!(st.state, StorageState::Full, "a refresh made it Active by its free bytes alone: {st:?}");
+    assert_eq!((st.capsules_held, st.max_capsules), (Some(max), Some(max)), "{st:?}");
+    let before = fingerprint(&admin, d);
+    let again = create(&user, d, "still over").unwrap_err();
+    assert!(matches!(again, dir::Error::NoRoom(_)), "{again:?}");
+    assert_eq!(fingerprint(&admin, d), before, "a refused create changed the directory (and no call was wasted on c0)");
+    // Room again: the next look finds it.
+    storage_admin_config(&admin, c0, StorageConfig { max_capsules: Some(100_000), ..Default::default() });
+    refresh(&admin, d);
+    assert_eq!(state_of(&admin, d, c0), StorageState::Active);
+
+    // ---- Item 3: a placement that moved from c0 to c2 and was finished by a refresh
+    // leaves nothing on c0. c0 is stopped, so the create moves on to c2; the
+    // directory's callback of the create on c2 traps, leaving it pending on c2.
+    set_accepting(&admin, d, c2, true);
+    // c0 has the most room, so it is tried first.
+    storage_admin_config(&admin, c2, StorageConfig { max_stored_bytes: Some(100 << 30), ..Default::default() });
+    refresh(&admin, d);
+    mgmt_call(&admin, "stop_canister", c0).unwrap();
+    let before = status(&admin, d);
+    // Callbacks: c0's stats (rejected), c2's stats, then the create on c2 traps.
+    n.net.exec().with_host(move |h| h.inject_callback_trap(d, 2)).unwrap();
+    let trapped = update_raw(&user, d, "capsules_create", candid::encode_one(dir::CapsuleCreateArgs { name: "moved".into(), invite: None }).unwrap());
+    assert!(trapped.is_err(), "the caller sees the trap: {:?}", trapped.map(|b| candid::decode_one::<dir::Result<CapsuleLocation>>(&b)));
+    assert_eq!(status(&admin, d).pending, before.pending + 1);
+    mgmt_call(&admin, "start_canister", c0).unwrap();
+    refresh(&admin, d);
+    let after = status(&admin, d);
+    assert_eq!((after.capsules, after.pending), (before.capsules + 1, before.pending));
+    let list: dir::LocationPage = query(&user, d, "capsules_list", candid::encode_args((None::<u64>, None::<u32>)).unwrap());
+    for s in &order {
+        let mut on = capsules_on(&user, *s);
+        on.sort();
+        let mapped: Vec<u64> = list.capsules.iter().filter(|l| l.canister_id == *s).map(|l| l.capsule_id).collect();
+        assert_eq!(on, mapped, "storage canister {s}: no orphan, nothing missing");
+    }
+
+    // ---- Item 4: a rolling upgrade keeps the operator's Closed, also when it is
+    // interrupted at that canister and resumed, and an operator's choice made while the
+    // canister is being upgraded holds from when its upgrade ends.
+    set_accepting(&admin, d, c0, false);
+    let gz = std::fs::read(keepsake::embedded::resolve_wasm(None).unwrap().with_file_name("backend.wasm.gz")).unwrap();
+    let raw = std::fs::read(keepsake::embedded::resolve_wasm(None).unwrap().with_file_name("backend.wasm")).unwrap();
+    let h: dir::Result<serde_bytes::ByteBuf> = update(&admin, d, "admin_set_storage_wasm", serde_bytes::ByteBuf::from(gz));
+    h.unwrap();
+    // The callback of c0's stop traps: the run stops at c0 (Upgrading), then resumes.
+    n.net.exec().with_host(move |h| h.inject_callback_trap(d, 1)).unwrap();
+    let started: dir::Result<dir::UpgradeStatus> = update(&admin, d, "admin_upgrade_storage", ());
+    started.unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(state_of(&admin, d, c0), StorageState::Upgrading);
+    let resumed: dir::Result<dir::UpgradeStatus> = update(&admin, d, "admin_upgrade_storage", ());
+    resumed.unwrap();
+    wait_upgrade_done(&admin, d);
+    assert_eq!(state_of(&admin, d, c0), StorageState::Closed, "an interrupted upgrade reopened a closed canister");
+    assert_eq!(state_of(&admin, d, c1), StorageState::Closed);
+    // Again (another module), the operator opens c0 while it is being upgraded: it takes
+    // no capsule while stopped, and is Active when its upgrade ends.
+    let h: dir::Result<serde_bytes::ByteBuf> = update(&admin, d, "admin_set_storage_wasm", serde_bytes::ByteBuf::from(raw));
+    h.unwrap();
+    n.net.exec().with_host(move |h| h.inject_callback_trap(d, 1)).unwrap();
+    let started: dir::Result<dir::UpgradeStatus> = update(&admin, d, "admin_upgrade_storage", ());
+    started.unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let during = set_accepting(&admin, d, c0, true);
+    assert_eq!(during.state, StorageState::Upgrading, "opened while stopped for its upgrade");
+    assert_eq!(state_of(&admin, d, c0), StorageState::Upgrading);
+    // And closing c1 while the run is at c0 holds too.
+    set_accepting(&admin, d, c1, false);
+    let resumed: dir::Result<dir::UpgradeStatus> = update(&admin, d, "admin_upgrade_storage", ());
+    resumed.unwrap();
+    wait_upgrade_done(&admin, d);
+    assert_eq!(state_of(&admin, d, c0), StorageState::Active, "the operator's choice during the upgrade was lost");
+    assert_eq!(state_of(&admin, d, c1), StorageState::Closed);
+    assert_eq!(state_of(&admin, d, c2), StorageState::Active);
+    set_accepting(&admin, d, c1, true);
+
+    // ---- Item 1a: open sign-up, bounded per window (all callers together): fresh
+    // principals are refused once the window is used up, and a refusal changes nothing.
+    let open = |w: u32, empty: u64| dir::SignupPolicy::Open { max_new_per_window: w, window_secs: 3600, max_empty_capsules: empty };
+    // The window already holds the capsules made above: room for 3 more.
+    let k = status(&admin, d).signup.expect("status shows the sign-up bounds").new_in_window;
+    set_config(&admin, d, dir::ConfigUpdate { signup: Some(open(k + 3, 10_000)), ..Default::default() });
+    let fresh: Vec<Agent> = (0..4).map(|i| new_agent(&n, cwd, &format!("fresh{i}")).0).collect();
+    for (i, a) in fresh.iter().take(3).enumerate() {
+        create(a, d, &format!("fresh {i}")).unwrap();
+    }
+    assert_eq!(status(&admin, d).signup.unwrap().new_in_window, k + 3);
+    let before = fingerprint(&admin, d);
+    let flood = create(&fresh[3], d, "a fourth").unwrap_err();
+    assert!(matches!(flood, dir::Error::NoRoom(ref m) if m.contains("max_new_per_window")), "{flood:?}");
+    assert_eq!(fingerprint(&admin, d), before, "a refused create changed the directory");
+    // Controllers are not bounded.
+    create(&admin, d, "operator's").unwrap();
+    // The cap on sign-up capsules (placed and pending, every one made by a non-controller).
+    let made = status(&admin, d).signup.unwrap().signup_capsules;
+    set_config(&admin, d, dir::ConfigUpdate { signup: Some(open(1000, made + 1)), ..Default::default() });
+    create(&fresh[3], d, "the last one").unwrap();
+    let before = fingerprint(&admin, d);
+    let capped = create(&user, d, "over the cap").unwrap_err();
+    assert!(matches!(capped, dir::Error::NoRoom(ref m) if m.contains("max_empty_capsules")), "{capped:?}");
+    assert_eq!(fingerprint(&admin, d), before);
+    assert_eq!(status(&admin, d).signup.unwrap().signup_capsules, made + 1);
+    // A create the storage side refuses gives its slot back.
+    set_config(&admin, d, dir::ConfigUpdate { signup: Some(open(1000, 10_000)), ..Default::default() });
+    for c in &order {
+        set_accepting(&admin, d, *c, false);
+    }
+    let before = fingerprint(&admin, d);
+    assert!(matches!(create(&user, d, "nowhere").unwrap_err(), dir::Error::NoRoom(_)));
+    assert_eq!(fingerprint(&admin, d), before, "a NoRoom kept its sign-up slot");
+    for c in &order {
+        set_accepting(&admin, d, *c, true);
+    }
+
+    // ---- Item 1a: invite-only: a controller mints single-use, expiring codes.
+    set_config(&admin, d, dir::ConfigUpdate { signup: Some(dir::SignupPolicy::InviteOnly), ..Default::default() });
+    let (invited, _) = new_agent(&n, cwd, "invited");
+    let no_code = create(&invited, d, "no code").unwrap_err();
+    assert!(matches!(no_code, dir::Error::Unauthorized(ref m) if m.contains("invite")), "{no_code:?}");
+    let not_mine: dir::Result<Vec<String>> = update(&user, d, "admin_mint_invites", dir::MintInvitesArgs { count: 1, ttl_secs: 60 });
+    assert!(matches!(not_mine, Err(dir::Error::Unauthorized(_))), "{not_mine:?}");
+    let codes: dir::Result<Vec<String>> = update(&admin, d, "admin_mint_invites", dir::MintInvitesArgs { count: 2, ttl_secs: 3600 });
+    let codes = codes.unwrap();
+    assert_eq!(codes.len(), 2);
+    assert_ne!(codes[0], codes[1]);
+    assert_eq!(status(&admin, d).signup.unwrap().invites_live, 2);
+    let before = fingerprint(&admin, d);
+    let bogus = create_with(&invited, d, "bogus", "0123456789abcdef0123456789abcdef").unwrap_err();
+    assert!(matches!(bogus, dir::Error::Unauthorized(_)), "{bogus:?}");
+    assert_eq!(fingerprint(&admin, d), before);
+    create_with(&invited, d, "with a code", &codes[0]).unwrap();
+    let reused = create_with(&invited, d, "the same code", &codes[0]).unwrap_err();
+    assert!(matches!(reused, dir::Error::Unauthorized(_)), "a used code is gone: {reused:?}");
+    assert_eq!(status(&admin, d).signup.unwrap().invites_live, 1);
+    // A refusal for room gives the code back.
+    for c in &order {
+        set_accepting(&admin, d, *c, false);
+    }
+    assert!(matches!(create_with(&invited, d, "nowhere", &codes[1]).unwrap_err(), dir::Error::NoRoom(_)));
+    assert_eq!(status(&admin, d).signup.unwrap().invites_live, 1, "the code was given back");
+    for c in &order {
+        set_accepting(&admin, d, *c, true);
+    }
+    create_with(&invited, d, "second code", &codes[1]).unwrap();
+    // Codes expire.
+    let short: dir::Result<Vec<String>> = update(&admin, d, "admin_mint_invites", dir::MintInvitesArgs { count: 1, ttl_secs: 1 });
+    let short = short.unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    let expired = create_with(&invited, d, "late", &short[0]).unwrap_err();
+    assert!(matches!(expired, dir::Error::Unauthorized(ref m) if m.contains("expired")), "{expired:?}");
+    create(&admin, d, "controllers need no code").unwrap();
+    set_config(&admin, d, dir::ConfigUpdate { signup: Some(open(1000, 10_000)), ..Default::default() });
+
+    // ---- The access matrix: every method of directory.did × {anonymous, user,
+    // controller}. Refused callers get a typed Unauthorized and change nothing.
+    #[derive(Clone, Copy, PartialEq, Debug)]
+    enum Who {
+        Anon,
+        User,
+        Admin,
+    }
+    let everyone = [Who::Anon, Who::User, Who::Admin];
+    let admin_only = [Who::Admin];
+    let enc = |b: Result<Vec<u8>, candid::Error>| b.unwrap();
+    let table: Vec<(&str, bool, Vec<u8>, &[Who])> = vec![
+        ("admin_add_storage", false, enc(candid::encode_one(dir::AddStorageArgs { cycles: Some(u64::MAX), ..Default::default() })), &admin_only),
+        ("admin_refresh", false, enc(candid::encode_args(())), &admin_only),
+        ("admin_set_accepting", false, enc(candid::encode_args((Principal::from_slice(&[9; 10]), true))), &admin_only),
+        ("admin_set_config", false, enc(candid::encode_one(dir::ConfigUpdate::default())), &admin_only),
+        ("admin_set_storage_wasm", false, enc(candid::encode_one(serde_bytes::ByteBuf::from(b"not wasm".to_vec()))), &admin_only),
+        ("admin_upgrade_storage", false, enc(candid::encode_args(())), &admin_only),
+        ("admin_mint_invites", false, enc(candid::encode_one(dir::MintInvitesArgs { count: 1, ttl_secs: 3600 })), &admin_only),
+        ("capsules_create", false, enc(candid::encode_one(dir::CapsuleCreateArgs { name: "matrix".into(), invite: None })), &[Who::User, Who::Admin]),
+        ("capsules_list", true, enc(candid::encode_args((None::<u64>, None::<u32>))), &everyone),
+        ("capsules_locate", true, enc(candid::encode_one(mine.capsule_id)), &[Who::User, Who::Admin]),
+        ("capsules_route", true, enc(candid::encode_one(mine.capsule_id)), &everyone),
+        ("status", true, enc(candid::encode_args(())), &everyone),
+        ("storage_list", true, enc(candid::encode_args(())), &everyone),
+    ];
+    let methods = directory_methods();
+    let mut covered: Vec<String> = table.iter().map(|r| r.0.to_string()).collect();
+    covered.sort();
+    let mut all = methods.clone();
+    all.sort();
+    assert_eq!(covered, all, "the access matrix covers every method of directory.did");
+    let mut cases = 0;
+    for (method, is_query, arg, allowed) in &table {
+        for who in everyone {
+            let a = match who {
+                Who::Anon => &anon,
+                Who::User => &user,
+                Who::Admin => &admin,
+            };
+            let before = fingerprint(&admin, d);
+            let bytes = if *is_query {
+                rt().block_on(a.query(&d, *method).with_arg(arg.clone()).call()).map_err(|e| e.to_string())
+            } else {
+                update_raw(a, d, method, arg.clone())
+            };
+            let bytes = bytes.unwrap_or_else(|e| panic!("{method} as {who:?}: rejected, not answered: {e}"));
+            // Every reply is `variant { Ok; Err : Error }` or a plain record (no Err).
+            let err: Option<dir::Error> = candid::decode_one::<Result<candid::Reserved, dir::Error>>(&bytes).ok().and_then(|r| r.err());
+            let refused = matches!(err, Some(dir::Error::Unauthorized(_)));
+            let expect_allowed = allowed.contains(&who);
+            if *method == "capsules_locate" {
+                // The owner (user) and controllers see it; others get NotFound.
+                assert_eq!(matches!(err, Some(dir::Error::NotFound(_))), !expect_allowed, "{method} as {who:?}: {err:?}");
+            } else {
+                assert_eq!(!refused, expect_allowed, "{method} as {who:?}: {err:?}");
+            }
+            if !expect_allowed {
+                assert_eq!(fingerprint(&admin, d), before, "{method} as {who:?} was refused but changed the directory");
+            }
+            cases += 1;
+        }
+    }
+    eprintln!("directory access matrix: {} methods x 3 callers = {cases} cases", table.len());
+
+    // ---- Fuzz: every method, as a non-controller, with random bytes and with random
+    // values of its argument types: never a change, and the directory keeps answering.
+    let mut seed = 0x2323_2323_dead_beefu64;
+    let mut next = move |below: usize| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed % below as u64) as usize
+    };
+    let before = fingerprint(&admin, d);
+    let mut calls = 0;
+    for (method, is_query, arg, _) in &table {
+        if *method == "capsules_create" {
+            continue; // it creates by design; its bounds are tested above
+        }
+        for round in 0..12 {
+            let bytes: Vec<u8> = if round % 2 == 0 {
+                let len = next(64);
+                (0..len).map(|_| next(256) as u8).collect()
+            } else {
+                // The valid argument with a few bytes flipped.
+                let mut b = arg.clone();
+                for _ in 0..1 + next(3) {
+                    let i = next(b.len());
+                    b[i] = next(256) as u8;
+                }
+                b
+            };
+            let _ = if *is_query {
+                rt().block_on(stranger.query(&d, *method).with_arg(bytes).call()).map_err(|e| e.to_string())
+            } else {
+                update_raw(&stranger, d, method, bytes)
+            };
+            calls += 1;
+        }
+    }
+    assert_eq!(fingerprint(&admin, d), before, "fuzzed calls by a non-controller changed the directory");
+    create(&user, d, "after the fuzz").unwrap();
+    eprintln!("directory fuzz: {calls} calls, no change");
     n.net.shutdown().unwrap();
 }

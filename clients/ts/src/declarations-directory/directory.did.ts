@@ -25,9 +25,17 @@ export interface AddStorageArgs {
    */
   'cycles' : [] | [bigint],
 }
-export interface CapsuleCreateArgs { 'name' : string }
+export interface CapsuleCreateArgs {
+  'name' : string,
+  /**
+   * An invite code (from `admin_mint_invites`): needed when the sign-up policy is
+   * `InviteOnly`; one code makes one capsule and is gone once used.
+   */
+  'invite' : [] | [string],
+}
 /**
- * Where a capsule lives: upload to and read from `canister_id` with the same
+ * Where a capsule lives (`capsules_create`, `capsules_list`, and `capsules_locate` for
+ * its owner): upload to and read from `canister_id` with the same
  * `capsule_id` (ids are unique across all storage canisters of the directory).
  */
 export interface CapsuleLocation {
@@ -43,6 +51,7 @@ export interface ConfigUpdate {
   'top_up_below' : [] | [bigint],
   'top_up_cycles' : [] | [bigint],
   'new_storage_cycles' : [] | [bigint],
+  'signup' : [] | [SignupPolicy],
   'max_capsules_per_owner' : [] | [number],
   'min_free_bytes' : [] | [bigint],
   'refresh_interval_s' : [] | [bigint],
@@ -58,6 +67,10 @@ export interface DirectoryConfig {
    * Cycles a new storage canister starts with.
    */
   'new_storage_cycles' : bigint,
+  /**
+   * Who may create capsules (`null`: the default `Open` bounds, see `status`).
+   */
+  'signup' : [] | [SignupPolicy],
   /**
    * Capsules one principal may create through the directory (controllers are not
    * bounded).
@@ -103,18 +116,81 @@ export interface LocationPage {
    */
   'next_cursor' : [] | [bigint],
 }
+/**
+ * Controllers: `admin_mint_invites`.
+ */
+export interface MintInvitesArgs {
+  /**
+   * 1 to `MAX_INVITES_PER_MINT`.
+   */
+  'count' : number,
+  /**
+   * Seconds until the codes expire (1 to 90 days).
+   */
+  'ttl_secs' : bigint,
+}
 export type Result = { 'Ok' : StorageInfo } |
   { 'Err' : Error };
-export type Result_1 = { 'Ok' : Array<StorageInfo> } |
+export type Result_1 = { 'Ok' : Array<string> } |
   { 'Err' : Error };
-export type Result_2 = { 'Ok' : DirectoryConfig } |
+export type Result_2 = { 'Ok' : Array<StorageInfo> } |
   { 'Err' : Error };
-export type Result_3 = { 'Ok' : Uint8Array } |
+export type Result_3 = { 'Ok' : DirectoryConfig } |
   { 'Err' : Error };
-export type Result_4 = { 'Ok' : UpgradeStatus } |
+export type Result_4 = { 'Ok' : Uint8Array } |
   { 'Err' : Error };
-export type Result_5 = { 'Ok' : CapsuleLocation } |
+export type Result_5 = { 'Ok' : UpgradeStatus } |
   { 'Err' : Error };
+export type Result_6 = { 'Ok' : CapsuleLocation } |
+  { 'Err' : Error };
+export type Result_7 = { 'Ok' : Principal } |
+  { 'Err' : Error };
+/**
+ * Who may create capsules (controllers always may, unbounded). A refusal by the policy
+ * is `NoRoom` (a limit reached: try later) or `Unauthorized` (no valid invite code),
+ * and changes nothing.
+ */
+export type SignupPolicy = {
+    /**
+     * Anyone may create, within global bounds: at most `max_new_per_window` new
+     * capsules per `window_secs` (a fixed window, all callers together), and at most
+     * `max_empty_capsules` capsules made by sign-up that may still be empty. The
+     * directory cannot see into capsules, so it counts every capsule made by sign-up
+     * (placed or pending) as possibly empty: the cap bounds what a flood of fresh
+     * principals can take; the operator raises it as real use grows, or switches to
+     * `InviteOnly`.
+     */
+    'Open' : {
+      'max_empty_capsules' : bigint,
+      'max_new_per_window' : number,
+      'window_secs' : bigint,
+    }
+  } |
+  {
+    /**
+     * Only with a code a controller minted (`admin_mint_invites`): single-use, expiring.
+     */
+    'InviteOnly' : null
+  };
+/**
+ * The sign-up policy and how much of its bounds is used (in `status`).
+ */
+export interface SignupStatus {
+  /**
+   * New capsules begun by sign-up in the current window (Open).
+   */
+  'new_in_window' : number,
+  /**
+   * Capsules made by sign-up, placed or pending: what `max_empty_capsules` bounds.
+   */
+  'signup_capsules' : bigint,
+  'window_started_at_ns' : bigint,
+  /**
+   * Invite codes minted, not used and not expired yet.
+   */
+  'invites_live' : bigint,
+  'policy' : SignupPolicy,
+}
 export interface Status {
   /**
    * Placements begun whose storage canister has not confirmed yet (a refresh finishes
@@ -126,6 +202,7 @@ export interface Status {
   'storage' : Array<StorageInfo>,
   'upgrade' : [] | [UpgradeStatus],
   'cycles' : bigint,
+  'signup' : [] | [SignupStatus],
   'config' : DirectoryConfig,
 }
 /**
@@ -139,10 +216,20 @@ export interface StorageInfo {
    */
   'capsules' : bigint,
   'canister_id' : Principal,
+  /**
+   * The most capsules it takes (its `max_capsules`): at that count it is Full, and
+   * stays Full until a look at it finds room again.
+   */
+  'max_capsules' : [] | [bigint],
   'capacity_bytes' : bigint,
   'cycles' : bigint,
   'state' : StorageState,
   'module_sha256' : [] | [Uint8Array],
+  /**
+   * Capsules it holds in all (its `stats`, at the last look; the directory's own
+   * placements since then are added).
+   */
+  'capsules_held' : [] | [bigint],
   /**
    * Bytes it counts against its capacity (stored + reserved by open uploads).
    */
@@ -209,31 +296,39 @@ export interface _SERVICE {
    */
   'admin_add_storage' : ActorMethod<[AddStorageArgs], Result>,
   /**
+   * Controllers: `count` single-use invite codes that expire after `ttl_secs` (for the
+   * `InviteOnly` sign-up policy). Shown once: the directory keeps only their hashes.
+   */
+  'admin_mint_invites' : ActorMethod<[MintInvitesArgs], Result_1>,
+  /**
    * Controllers: a refresh now (room, reachability, cycle top-ups, unfinished
    * placements), as the timer does every `refresh_interval_s`.
    */
-  'admin_refresh' : ActorMethod<[], Result_1>,
+  'admin_refresh' : ActorMethod<[], Result_2>,
   /**
-   * Controllers: stop (false) or resume (true) placing new capsules on a storage canister.
+   * Controllers: stop (false) or resume (true) placing new capsules on a storage canister
+   * (during its rolling upgrade: from when the upgrade ends).
    */
   'admin_set_accepting' : ActorMethod<[Principal, boolean], Result>,
-  'admin_set_config' : ActorMethod<[ConfigUpdate], Result_2>,
+  'admin_set_config' : ActorMethod<[ConfigUpdate], Result_3>,
   /**
    * Controllers: the `backend` Wasm (gzipped or not) that new storage canisters get and
    * `admin_upgrade_storage` rolls out. Returns its SHA-256.
    */
-  'admin_set_storage_wasm' : ActorMethod<[Uint8Array], Result_3>,
+  'admin_set_storage_wasm' : ActorMethod<[Uint8Array], Result_4>,
   /**
    * Controllers: upgrades every storage canister to the stored Wasm, one at a time
    * (stop, upgrade, start); resumes a run that failed or was interrupted. Progress is
    * in `status().upgrade`.
    */
-  'admin_upgrade_storage' : ActorMethod<[], Result_4>,
+  'admin_upgrade_storage' : ActorMethod<[], Result_5>,
   /**
    * Creates a capsule owned by the caller on the storage canister with the most room
-   * (at most `max_capsules_per_owner` per caller).
+   * (at most `max_capsules_per_owner` per caller), if the sign-up policy lets it
+   * (`InviteOnly`: `invite` is a code from `admin_mint_invites`, spent by the create).
+   * Controllers are bounded by neither.
    */
-  'capsules_create' : ActorMethod<[CapsuleCreateArgs], Result_5>,
+  'capsules_create' : ActorMethod<[CapsuleCreateArgs], Result_6>,
   /**
    * The capsules the caller owns (created through the directory), across all storage
    * canisters, by id. Capsules shared with the caller are listed by each storage
@@ -241,9 +336,18 @@ export interface _SERVICE {
    */
   'capsules_list' : ActorMethod<[[] | [bigint], [] | [number]], LocationPage>,
   /**
-   * Where capsule `id` lives.
+   * Where capsule `id` lives, with its owner and creation time: only to its owner (and
+   * the directory's controllers); anyone else gets NotFound, as for an id that does not
+   * exist. To route to a capsule, use `capsules_route`.
    */
-  'capsules_locate' : ActorMethod<[bigint], Result_5>,
+  'capsules_locate' : ActorMethod<[bigint], Result_6>,
+  /**
+   * The storage canister of capsule `id`: all a client needs to route to it, and all it
+   * tells (not who owns it, not when it was made). Anyone may ask: the directory does
+   * not know a capsule's members, and the storage canister decides what the caller may
+   * see there.
+   */
+  'capsules_route' : ActorMethod<[bigint], Result_7>,
   'status' : ActorMethod<[], Status>,
   /**
    * Every storage canister as last seen.
@@ -268,10 +372,12 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'refreshed_at_ns' : IDL.Nat64,
     'capsules' : IDL.Nat64,
     'canister_id' : IDL.Principal,
+    'max_capsules' : IDL.Opt(IDL.Nat64),
     'capacity_bytes' : IDL.Nat64,
     'cycles' : IDL.Nat64,
     'state' : StorageState,
     'module_sha256' : IDL.Opt(IDL.Vec(IDL.Nat8)),
+    'capsules_held' : IDL.Opt(IDL.Nat64),
     'stored_bytes' : IDL.Nat64,
   });
   const Error = IDL.Variant({
@@ -283,11 +389,25 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'Conflict' : IDL.Text,
   });
   const Result = IDL.Variant({ 'Ok' : StorageInfo, 'Err' : Error });
-  const Result_1 = IDL.Variant({ 'Ok' : IDL.Vec(StorageInfo), 'Err' : Error });
+  const MintInvitesArgs = IDL.Record({
+    'count' : IDL.Nat32,
+    'ttl_secs' : IDL.Nat64,
+  });
+  const Result_1 = IDL.Variant({ 'Ok' : IDL.Vec(IDL.Text), 'Err' : Error });
+  const Result_2 = IDL.Variant({ 'Ok' : IDL.Vec(StorageInfo), 'Err' : Error });
+  const SignupPolicy = IDL.Variant({
+    'Open' : IDL.Record({
+      'max_empty_capsules' : IDL.Nat64,
+      'max_new_per_window' : IDL.Nat32,
+      'window_secs' : IDL.Nat64,
+    }),
+    'InviteOnly' : IDL.Null,
+  });
   const ConfigUpdate = IDL.Record({
     'top_up_below' : IDL.Opt(IDL.Nat64),
     'top_up_cycles' : IDL.Opt(IDL.Nat64),
     'new_storage_cycles' : IDL.Opt(IDL.Nat64),
+    'signup' : IDL.Opt(SignupPolicy),
     'max_capsules_per_owner' : IDL.Opt(IDL.Nat32),
     'min_free_bytes' : IDL.Opt(IDL.Nat64),
     'refresh_interval_s' : IDL.Opt(IDL.Nat64),
@@ -297,13 +417,14 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'top_up_below' : IDL.Nat64,
     'top_up_cycles' : IDL.Nat64,
     'new_storage_cycles' : IDL.Nat64,
+    'signup' : IDL.Opt(SignupPolicy),
     'max_capsules_per_owner' : IDL.Nat32,
     'min_free_bytes' : IDL.Nat64,
     'refresh_interval_s' : IDL.Nat64,
     'storage_capacity_bytes' : IDL.Nat64,
   });
-  const Result_2 = IDL.Variant({ 'Ok' : DirectoryConfig, 'Err' : Error });
-  const Result_3 = IDL.Variant({ 'Ok' : IDL.Vec(IDL.Nat8), 'Err' : Error });
+  const Result_3 = IDL.Variant({ 'Ok' : DirectoryConfig, 'Err' : Error });
+  const Result_4 = IDL.Variant({ 'Ok' : IDL.Vec(IDL.Nat8), 'Err' : Error });
   const UpgradeState = IDL.Variant({
     'Failed' : IDL.Text,
     'Done' : IDL.Null,
@@ -318,18 +439,29 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'state' : UpgradeState,
     'current' : IDL.Opt(IDL.Principal),
   });
-  const Result_4 = IDL.Variant({ 'Ok' : UpgradeStatus, 'Err' : Error });
-  const CapsuleCreateArgs = IDL.Record({ 'name' : IDL.Text });
+  const Result_5 = IDL.Variant({ 'Ok' : UpgradeStatus, 'Err' : Error });
+  const CapsuleCreateArgs = IDL.Record({
+    'name' : IDL.Text,
+    'invite' : IDL.Opt(IDL.Text),
+  });
   const CapsuleLocation = IDL.Record({
     'owner' : IDL.Principal,
     'capsule_id' : IDL.Nat64,
     'canister_id' : IDL.Principal,
     'created_at_ns' : IDL.Nat64,
   });
-  const Result_5 = IDL.Variant({ 'Ok' : CapsuleLocation, 'Err' : Error });
+  const Result_6 = IDL.Variant({ 'Ok' : CapsuleLocation, 'Err' : Error });
   const LocationPage = IDL.Record({
     'capsules' : IDL.Vec(CapsuleLocation),
     'next_cursor' : IDL.Opt(IDL.Nat64),
+  });
+  const Result_7 = IDL.Variant({ 'Ok' : IDL.Principal, 'Err' : Error });
+  const SignupStatus = IDL.Record({
+    'new_in_window' : IDL.Nat32,
+    'signup_capsules' : IDL.Nat64,
+    'window_started_at_ns' : IDL.Nat64,
+    'invites_live' : IDL.Nat64,
+    'policy' : SignupPolicy,
   });
   const Status = IDL.Record({
     'pending' : IDL.Nat64,
@@ -338,23 +470,26 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'storage' : IDL.Vec(StorageInfo),
     'upgrade' : IDL.Opt(UpgradeStatus),
     'cycles' : IDL.Nat64,
+    'signup' : IDL.Opt(SignupStatus),
     'config' : DirectoryConfig,
   });
   
   return IDL.Service({
     'admin_add_storage' : IDL.Func([AddStorageArgs], [Result], []),
-    'admin_refresh' : IDL.Func([], [Result_1], []),
+    'admin_mint_invites' : IDL.Func([MintInvitesArgs], [Result_1], []),
+    'admin_refresh' : IDL.Func([], [Result_2], []),
     'admin_set_accepting' : IDL.Func([IDL.Principal, IDL.Bool], [Result], []),
-    'admin_set_config' : IDL.Func([ConfigUpdate], [Result_2], []),
-    'admin_set_storage_wasm' : IDL.Func([IDL.Vec(IDL.Nat8)], [Result_3], []),
-    'admin_upgrade_storage' : IDL.Func([], [Result_4], []),
-    'capsules_create' : IDL.Func([CapsuleCreateArgs], [Result_5], []),
+    'admin_set_config' : IDL.Func([ConfigUpdate], [Result_3], []),
+    'admin_set_storage_wasm' : IDL.Func([IDL.Vec(IDL.Nat8)], [Result_4], []),
+    'admin_upgrade_storage' : IDL.Func([], [Result_5], []),
+    'capsules_create' : IDL.Func([CapsuleCreateArgs], [Result_6], []),
     'capsules_list' : IDL.Func(
         [IDL.Opt(IDL.Nat64), IDL.Opt(IDL.Nat32)],
         [LocationPage],
         ['query'],
       ),
-    'capsules_locate' : IDL.Func([IDL.Nat64], [Result_5], ['query']),
+    'capsules_locate' : IDL.Func([IDL.Nat64], [Result_6], ['query']),
+    'capsules_route' : IDL.Func([IDL.Nat64], [Result_7], ['query']),
     'status' : IDL.Func([], [Status], ['query']),
     'storage_list' : IDL.Func([], [IDL.Vec(StorageInfo)], ['query']),
   });
