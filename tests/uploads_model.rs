@@ -12,7 +12,7 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 
 use backend::api::{self, BeginArgs, ConfigUpdate, Error, Role};
-use backend::domain::records::memory_charge;
+use backend::domain::records::{memory_charge, MAX_SESSION_RECORDS_PER_CALLER};
 use backend::domain::Ctx;
 use candid::Principal;
 use common::*;
@@ -202,6 +202,11 @@ impl Model {
     }
     fn live(&self, who: usize) -> usize {
         self.sessions.iter().filter(|s| s.owner == who && !s.gone && s.phase == Phase::Open && self.now < s.expires).count()
+    }
+    /// Session records `who` holds in any state, until housekeeping drops them. (The
+    /// bound, 1,000, is out of reach of 40 steps: wasm_sessions_bound reaches it.)
+    fn records(&self, who: usize) -> usize {
+        self.sessions.iter().filter(|s| s.owner == who && !s.gone).count()
     }
     fn blob_of(&self, id: u64) -> Option<&MBlob> {
         self.blobs.iter().find(|b| b.id == id)
@@ -584,7 +589,8 @@ impl Run {
         let want = match self.m.require(who, cap, Role::Writer) {
             Err(k) => k,
             Ok(()) if self.m.live(who) >= MAX_LIVE as usize => Kind::QuotaExceeded,
-            Ok(()) if dedup.is_some() => Kind::Ok,
+            Ok(()) if self.m.records(who) >= MAX_SESSION_RECORDS_PER_CALLER as usize => Kind::QuotaExceeded,
+            // Room for the declared size, whether or not the bytes are already stored.
             Ok(()) => {
                 let c = self.m.cap(cap).unwrap();
                 if c.used + c.reserved + size > self.m.max_capsule_bytes {
@@ -603,8 +609,8 @@ impl Run {
         if let Ok(s) = &r {
             let phase = match dedup {
                 Some(blob) => {
+                    // Answered from its record only: no `finished` entry outlives it.
                     assert_eq!(s.state, api::SessionState::Finished { blob_id: blob }, "dedup at begin");
-                    self.m.finished.insert(s.id, blob);
                     Phase::Finished(blob)
                 }
                 None => {
@@ -635,7 +641,8 @@ impl Run {
             Some(_) => Kind::Conflict,
         };
         if s.gone {
-            // after the record is dropped: the blob answers, for whoever can read it
+            // after the record is dropped: the blob the session made answers, for whoever
+            // can read it (sessions that found their bytes stored left no entry)
             return match self.m.finished.get(&s.id) {
                 Some(&blob) if self.m.blob_of(blob).is_some_and(|b| self.m.role(who, b.cap).is_some()) => answer(blob),
                 _ => Kind::NotFound,
@@ -692,9 +699,10 @@ impl Run {
                 let back: Vec<u8> = (0..blob.chunk_count).flat_map(|i| self.w.state.blobs_read_chunk(&admin, blob.id, i).unwrap()).collect();
                 assert!(back == data, "blob {} reads back other bytes", blob.id);
                 self.m.blobs.push(MBlob { id: blob.id, cap, data_sha: digest, size, refs: 0, data });
+                // The session that made the blob answers a retried finish as long as it exists.
+                self.m.finished.insert(sid, blob.id);
             }
         }
-        self.m.finished.insert(sid, blob.id);
         let now = self.m.now;
         let s = &mut self.m.sessions[i];
         s.phase = Phase::Finished(blob.id);

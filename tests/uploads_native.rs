@@ -3,6 +3,7 @@
 mod common;
 
 use backend::api::{BeginArgs, Error, SessionState};
+use backend::storage::OwnerSessionKey;
 use common::*;
 
 #[test]
@@ -377,4 +378,166 @@ fn finish_cost_does_not_grow_with_file_size() {
     let (small, big) = (traffic[0], traffic[1]);
     assert!(big.1 < 32 * 1024 && big.2 < 64 * 1024, "finish touched too much: {big:?}");
     assert!(big.1 <= small.1 * 2 && big.2 <= small.2 * 2 + 4096, "finish grew with size: {traffic:?}");
+}
+
+// ---------- session records (issue 23, item 5) ----------
+
+const DAY_NS: u64 = 24 * 3600 * 1_000_000_000;
+
+/// What the stable maps hold now, read through a second handle on the same memory
+/// (opening it writes nothing): `finished` entries, session records, and the record
+/// entries `owner` holds in `owner_sessions`.
+fn indexes(w: &World, owner: candid::Principal) -> (u64, u64, usize) {
+    let before = w.mem.snapshot();
+    let st = backend::storage::Stable::open(w.mem.clone()).expect("open a second handle");
+    let records = st
+        .owner_sessions
+        .range(OwnerSessionKey::record(owner, 0)..=OwnerSessionKey::record(owner, u64::MAX))
+        .count();
+    let out = (st.finished.len(), st.sessions.len(), records);
+    drop(st);
+    assert!(w.mem.snapshot() == before, "reading the maps wrote to stable memory");
+    out
+}
+
+/// Bytes of stable memory the maps a session record lives in have grown to (records,
+/// expiry index, owner index), in 64 KiB pages of their virtual memories.
+fn session_map_bytes(w: &World) -> u64 {
+    use ic_stable_structures::Memory;
+    let st = backend::storage::Stable::open(w.mem.clone()).expect("open a second handle");
+    let pages = st.sessions.into_memory().size() + st.session_expiry.into_memory().size() + st.owner_sessions.into_memory().size();
+    pages * 65_536
+}
+
+fn housekeeping(w: &mut World) {
+    while w.state.gc_pass(w.now).more {}
+}
+
+fn dedup_begin(w: &mut World, who: candid::Principal, cap: u64, data: &[u8]) -> backend::api::Session {
+    let c = w.ctx(who);
+    let args = BeginArgs { sha256: Some(digest_buf(&sha(data))), ..begin_args(cap, data.len() as u64, None) };
+    w.state.uploads_begin(&c, args).expect("dedup begin")
+}
+
+/// Every dedup begin and every finish left a `finished` entry that housekeeping never
+/// removed. Now only a session that made its blob has one (it answers a retried
+/// finish after the record is gone, and goes with the blob); sessions that found their
+/// bytes stored leave nothing behind once housekeeping drops their records, and every
+/// record entry of the caller goes with its record. Entries written before this rule
+/// (a dedup session's, restored here through a second handle as the old code wrote it)
+/// go when their record is dropped.
+#[test]
+fn finished_entries_go_with_their_session_records() {
+    let mut w = World::new();
+    let alice = user(1);
+    let cap = w.capsule(alice);
+    let data = file(100_000, 23);
+    let s = w.begin(alice, cap, data.len(), None);
+    w.put(alice, &s, 0, &data).unwrap();
+    let blob = w.finish(alice, &s, &sha(&data), data.len()).unwrap();
+    let begun: Vec<u64> = (0..300).map(|_| dedup_begin(&mut w, alice, cap, &data).id).collect();
+    // the same bytes uploaded again without a digest: found at finish
+    let again = w.begin(alice, cap, data.len(), None);
+    w.put(alice, &again, 0, &data).unwrap();
+    assert_eq!(w.finish(alice, &again, &sha(&data), data.len()).unwrap(), blob);
+    assert_eq!(indexes(&w, alice), (1, 302, 302), "one finished entry: the blob's own session");
+    // A dedup session's entry as the old code wrote it.
+    let legacy = begun[0];
+    {
+        let mut st = backend::storage::Stable::open(w.mem.clone()).unwrap();
+        st.finished.insert(legacy, blob.id);
+    }
+    w.upgrade();
+    assert_eq!(indexes(&w, alice).0, 2);
+    // Within the TTL every session answers from its record.
+    w.now += DAY_NS - 1;
+    housekeeping(&mut w);
+    let c = w.ctx(alice);
+    for sid in [s.id, again.id, legacy, begun[299]] {
+        assert_eq!(w.state.uploads_finish(&c, sid, &sha(&data), data.len() as u64), Ok(blob.clone()), "session {sid}");
+    }
+    // One TTL after they finished, housekeeping drops every record, and with them every
+    // entry but the blob's own.
+    w.now += 2;
+    housekeeping(&mut w);
+    assert_eq!(indexes(&w, alice), (1, 0, 0), "finished entries, session records, record entries after housekeeping");
+    let c = w.ctx(alice);
+    assert_eq!(w.state.uploads_finish(&c, s.id, &sha(&data), data.len() as u64), Ok(blob.clone()), "the session that made the blob");
+    for sid in [again.id, legacy, begun[299]] {
+        let r = w.state.uploads_finish(&c, sid, &sha(&data), data.len() as u64);
+        assert!(matches!(r, Err(Error::NotFound(_))), "session {sid}: {r:?}");
+    }
+    // Deleting the blob takes its entry too: nothing is left.
+    w.state.blobs_delete(&c, blob.id).unwrap();
+    assert_eq!(indexes(&w, alice).0, 0);
+}
+
+/// Records count in every state against `MAX_SESSION_RECORDS_PER_CALLER`: open, expired
+/// and not yet collected, aborted, finished (also by dedup at begin); a refusal writes
+/// nothing; housekeeping gives the caller its room back. Prints what a record costs in
+/// stable memory, largest and typical, and what counting costs.
+#[test]
+fn session_records_are_bounded_in_every_state() {
+    use backend::domain::records::{MAX_KEY_LEN, MAX_SESSION_RECORDS_PER_CALLER, MAX_TEXT_LEN};
+    let max = MAX_SESSION_RECORDS_PER_CALLER as usize;
+    let mut w = World::new();
+    let (alice, bob) = (user(1), user(2));
+    let cap = w.capsule(alice);
+    let data = file(1_000, 5);
+    let s = w.begin(alice, cap, data.len(), None);
+    w.put(alice, &s, 0, &data).unwrap();
+    w.finish(alice, &s, &sha(&data), data.len()).unwrap();
+    // 10 left open past their expiry (not yet collected), 100 dedup begins, the rest
+    // begun with the largest texts and aborted.
+    let c = w.ctx(alice);
+    for _ in 0..10 {
+        w.state.uploads_begin(&c, begin_args(cap, 10, None)).unwrap();
+    }
+    w.now += DAY_NS;
+    for _ in 0..100 {
+        dedup_begin(&mut w, alice, cap, &data);
+    }
+    let big = |n: usize| BeginArgs {
+        mime: "m".repeat(MAX_TEXT_LEN),
+        name: "n".repeat(MAX_TEXT_LEN),
+        pmid: Some("p".repeat(MAX_KEY_LEN)),
+        idempotency_key: Some(format!("{n:0width$}", width = MAX_KEY_LEN)),
+        ..begin_args(cap, 10_000_000, None)
+    };
+    let (before, n_big) = (session_map_bytes(&w), max - 111);
+    let c = w.ctx(alice);
+    for n in 0..n_big {
+        let id = w.state.uploads_begin(&c, big(n)).unwrap().id;
+        w.state.uploads_abort(&c, id).unwrap();
+    }
+    let per_big = (session_map_bytes(&w) - before) / n_big as u64;
+    assert_eq!(indexes(&w, alice).2, max);
+    let snapshot = w.mem.snapshot();
+    w.mem.reset();
+    for args in [big(max), begin_args(cap, 10, None)] {
+        let r = w.state.uploads_begin(&c, args);
+        assert!(matches!(&r, Err(Error::QuotaExceeded(m)) if m.contains("max_session_records_per_caller = 1000")), "{r:?}");
+    }
+    let counting = w.mem.read.get() / 2;
+    let r = w.state.uploads_begin(&c, BeginArgs { sha256: Some(digest_buf(&sha(&data))), ..begin_args(cap, data.len() as u64, None) });
+    assert!(matches!(r, Err(Error::QuotaExceeded(_))), "a dedup begin counts too: {r:?}");
+    assert!(w.mem.snapshot() == snapshot, "a refused begin changed stable memory");
+    // Others are not affected; typical records (short texts) for the figure.
+    let bob_cap = w.capsule(bob);
+    let before = session_map_bytes(&w);
+    let c = w.ctx(bob);
+    for _ in 0..max {
+        let id = w.state.uploads_begin(&c, begin_args(bob_cap, 10_000_000, None)).unwrap().id;
+        w.state.uploads_abort(&c, id).unwrap();
+    }
+    let per_small = (session_map_bytes(&w) - before) / max as u64;
+    println!(
+        "stable memory per session record (record, expiry and owner index entries, B-tree nodes): ~{per_big} B with every text at its limit, ~{per_small} B with short texts; a begin refused at the bound reads {counting} B of stable memory, the caller's {max} record entries included"
+    );
+    // One TTL after the last of them ended, housekeeping has dropped them all.
+    w.now += DAY_NS;
+    housekeeping(&mut w);
+    assert_eq!(indexes(&w, alice).1, 0);
+    assert_eq!((indexes(&w, alice).2, indexes(&w, bob).2), (0, 0));
+    w.state.uploads_begin(&w.ctx(alice), big(0)).expect("room again");
 }

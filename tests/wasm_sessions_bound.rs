@@ -104,9 +104,12 @@ fn begin_abort_cycles_are_bounded_per_caller() {
     let cfg: UploadConfig = b.q(alice, "upload_config", ());
     assert_eq!(cfg.max_session_records_per_caller, Some(MAX_SESSION_RECORDS_PER_CALLER), "upload_config shows the bound");
     assert_eq!(b.stats().open_sessions, 0);
+    let at_bound = b.last_instructions().unwrap_or(0);
     // Another caller is not affected.
     let bob_cap = b.capsule(bob);
     begin(b, bob, big_args(bob_cap, 10, None, 0)).expect("another caller begins");
+    let fresh = b.last_instructions().unwrap_or(0);
+    println!("uploads_begin: {fresh} instructions for a caller with no records, {at_bound} refused at {MAX_SESSION_RECORDS_PER_CALLER} records (counting them)");
     // The count is in stable memory: an upgrade keeps it.
     b.upgrade(canister_wasm()).expect("upgrade");
     assert!(is_records_refusal(&begin(b, alice, big_args(cap, 10, None, 9_999))));
