@@ -15,15 +15,7 @@ use backend::storage::{Cbor, Stable};
 use common::*;
 use serde_bytes::ByteBuf;
 
-const KINDS: [AssetKind; 7] = [
-    AssetKind::Original,
-    AssetKind::Display,
-    AssetKind::Thumbnail,
-    AssetKind::Placeholder,
-    AssetKind::Poster,
-    AssetKind::Preview,
-    AssetKind::Other,
-];
+use backend::domain::http_cert::KINDS;
 const MIME: &str = "video/mp4";
 
 fn admin(w: &World) -> Ctx {

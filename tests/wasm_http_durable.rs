@@ -33,15 +33,7 @@ use verify::{content_range, get, header};
 /// margin.
 const CREATE_BUDGET: u64 = 10_000_000_000;
 
-const ALL_KINDS: [AssetKind; 7] = [
-    AssetKind::Original,
-    AssetKind::Display,
-    AssetKind::Thumbnail,
-    AssetKind::Placeholder,
-    AssetKind::Poster,
-    AssetKind::Preview,
-    AssetKind::Other,
-];
+use backend::domain::http_cert::KINDS as ALL_KINDS;
 
 fn owner() -> Principal {
     Principal::from_slice(&[7, 27, 1, 1])

@@ -11,15 +11,7 @@ use backend::domain::records::{memory_charge, MIN_CHUNK_SIZE};
 use candid::Principal;
 use harness::*;
 
-const KINDS: [AssetKind; 7] = [
-    AssetKind::Original,
-    AssetKind::Display,
-    AssetKind::Thumbnail,
-    AssetKind::Placeholder,
-    AssetKind::Poster,
-    AssetKind::Preview,
-    AssetKind::Other,
-];
+use backend::domain::http_cert::KINDS;
 
 fn config(b: &mut dyn Backend, u: ConfigUpdate) -> UploadConfig {
     let r: api::Result<UploadConfig> = b.call(controller(), "admin_set_config", (u,));
