@@ -215,3 +215,51 @@ fn retried_finishes_answer_the_same_blob_within_the_ttl() {
         assert!(matches!(b.status(alice, sid), Err(Error::NotFound(_))));
     }
 }
+
+/// A Wasm module with nothing in it but a memory: a fixture is imported onto it, then
+/// upgraded to the current Wasm (as `layout_migration` does).
+const EMPTY_MODULE: &[u8] = &[0, b'a', b's', b'm', 1, 0, 0, 0, 5, 3, 1, 0, 1];
+
+/// Real layout-4 state (`tests/fixtures/layout_v4.state.gz`, written by the layout-4
+/// Wasm, see `layout_migration`) upgraded to this Wasm. The bound needs no migration:
+/// records from before it have no record entry, so they are not counted (for at most
+/// one TTL: housekeeping drops them like any record), and the caller gets its full
+/// bound at once; the uploads that made the fixture's blobs still answer a retried
+/// finish after housekeeping dropped their records.
+#[test]
+fn records_written_before_the_bound_upgrade_cleanly() {
+    use std::io::Read;
+    let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/layout_v4.state.gz");
+    let mut raw = Vec::new();
+    flate2::read::GzDecoder::new(std::fs::File::open(path).expect("fixture")).read_to_end(&mut raw).unwrap();
+    let tmp = std::env::temp_dir().join(format!("keepsake-sessions-bound-v4-{}.state", std::process::id()));
+    std::fs::write(&tmp, raw).unwrap();
+    let host = ic_host::Host::load_state(&tmp, EMPTY_MODULE);
+    let _ = std::fs::remove_file(&tmp);
+    let mut host = host.expect("import the state file");
+    host.upgrade(canister_wasm(), &candid::encode_args(()).unwrap()).expect("upgrade layout-4 state");
+    let mut e = Embedded::from_host(host);
+    let b: &mut dyn Backend = &mut e;
+    let alice = user(1);
+    assert_eq!(b.stats().open_sessions, 1, "the fixture's open session");
+    let blobs: Vec<BlobMeta> = [1u64, 2, 3]
+        .into_iter()
+        .map(|id| {
+            let r: api::Result<BlobMeta> = b.q(alice, "blobs_meta", (id,));
+            r.expect("a layout-4 blob")
+        })
+        .collect();
+    let accepted = flood(b, alice, MAX_SESSION_RECORDS_PER_CALLER as usize + 10, |i| big_args(1, 10, None, i), |b, s| {
+        let r: api::Result<()> = b.call(alice, "uploads_abort", (s.id,));
+        r.expect("uploads_abort");
+    });
+    assert_eq!(accepted, MAX_SESSION_RECORDS_PER_CALLER as usize, "the fixture's records are not counted");
+    b.advance_time(TTL_AND_HOUSEKEEPING);
+    let st = b.stats();
+    assert_eq!((st.open_sessions, st.reserved_bytes, st.gc_pending_bytes), (0, Some(0), 0), "everything collected");
+    for m in blobs {
+        let r: api::Result<BlobMeta> = b.call(alice, "uploads_finish", (m.session_id, m.sha256.clone(), m.size));
+        assert_eq!(r, Ok(m), "a retried finish of a layout-4 upload after its record was dropped");
+    }
+    begin(b, alice, big_args(1, 10, None, 0)).expect("room again");
+}
