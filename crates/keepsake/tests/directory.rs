@@ -534,20 +534,27 @@ fn directory_methods() -> Vec<String> {
         .collect()
 }
 
-/// Issue 23 items 1–4 across canisters: the sign-up policy (open: a window and a cap on
-/// sign-up capsules; invite-only: single-use, expiring codes), Full by capsule count
-/// that a refresh does not undo, Closed that no failure or upgrade undoes,
-/// `capsules_locate` only for the owner (`capsules_route` for routing), a placement
-/// moved to another canister that leaves no orphan, the access matrix and a fuzz of
-/// every directory method.
-#[test]
-fn the_directory_bounds_sign_ups_and_keeps_operator_and_full_flags() {
+/// A directory with three storage canisters for one of the tests below: the admin (a
+/// controller), a user, an anonymous agent and the storage canisters in `storage_list`
+/// order.
+struct Fixture {
+    _tmp: tempfile::TempDir,
+    cwd: std::path::PathBuf,
+    n: Net,
+    admin: Agent,
+    user: Agent,
+    anon: Agent,
+    d: Principal,
+    order: Vec<Principal>,
+}
+
+fn fixture() -> Fixture {
     let tmp = tempfile::tempdir().unwrap();
-    let cwd = tmp.path();
+    let cwd = tmp.path().to_path_buf();
     keepsake::identity::write_new_ed25519_pem(&cwd.join("me.pem")).unwrap();
     keepsake::identity::write_new_ed25519_pem(&cwd.join("admin.pem")).unwrap();
     let admin_p = BasicIdentity::from_pem_file(cwd.join("admin.pem")).unwrap().sender().unwrap();
-    let n = start(cwd, admin_p);
+    let n = start(&cwd, admin_p);
     let admin = agent(&n.url, &cwd.join("admin.pem"));
     let user = agent(&n.url, &cwd.join("me.pem"));
     let anon = {
@@ -557,204 +564,293 @@ fn the_directory_bounds_sign_ups_and_keeps_operator_and_full_flags() {
     };
     let d = n.directory;
     let order: Vec<Principal> = storage_of(&admin, d).iter().map(|s| s.canister_id).collect();
-    let (c0, c1, c2) = (order[0], order[1], order[2]);
+    Fixture { _tmp: tmp, cwd, n, admin, user, anon, d, order }
+}
 
+
+/// Issue 23 item 2: `capsules_locate` (owner, creation time) only to the owner;
+/// `capsules_route` gives anyone the storage canister and nothing else.
+#[test]
+fn locate_tells_the_owner_only_and_route_tells_anyone_the_canister() {
+    let f = fixture();
+    let Fixture { ref cwd, ref n, ref admin, ref user, ref anon, d, ref order, .. } = f;
+    let (cwd, n, admin, user, anon) = (cwd.as_path(), n, admin, user, anon);
+    let (c0, c1, c2) = (order[0], order[1], order[2]);
+    let _ = (cwd, n, admin, anon, c0, c1, c2, user);
     // ---- Item 2: capsules_locate tells the owner only; capsules_route tells anyone
     // the storage canister and nothing else.
-    let mine = create(&user, d, "mine").unwrap();
-    let (stranger, _) = new_agent(&n, cwd, "stranger");
-    for (who, a) in [("a stranger", &stranger), ("anonymous", &anon)] {
+    let mine = create(user, d, "mine").unwrap();
+    let (stranger, _) = new_agent(n, cwd, "stranger");
+    for (who, a) in [("a stranger", &stranger), ("anonymous", anon)] {
         let r: dir::Result<CapsuleLocation> = query(a, d, "capsules_locate", candid::encode_one(mine.capsule_id).unwrap());
         assert!(matches!(r, Err(dir::Error::NotFound(_))), "{who} learnt the owner of capsule {}: {r:?}", mine.capsule_id);
         let route: dir::Result<Principal> = query(a, d, "capsules_route", candid::encode_one(mine.capsule_id).unwrap());
         assert_eq!(route.unwrap(), mine.canister_id, "{who} can route");
     }
-    let own: dir::Result<CapsuleLocation> = query(&user, d, "capsules_locate", candid::encode_one(mine.capsule_id).unwrap());
+    let own: dir::Result<CapsuleLocation> = query(user, d, "capsules_locate", candid::encode_one(mine.capsule_id).unwrap());
     assert_eq!(own.unwrap(), mine);
     let missing: dir::Result<Principal> = query(&stranger, d, "capsules_route", candid::encode_one(999_999u64).unwrap());
     assert!(matches!(missing, Err(dir::Error::NotFound(_))), "{missing:?}");
     // The CLI routes through it, for a capsule it has not cached.
-    let ls = cli_ok(&n, cwd, &["ls", "--capsule", &mine.capsule_id.to_string()]);
+    let ls = cli_ok(n, cwd, &["ls", "--capsule", &mine.capsule_id.to_string()]);
     assert!(ls["memories"].as_array().unwrap().is_empty(), "{ls}");
 
+    f.n.net.shutdown().unwrap();
+}
+
+/// The shape of issue 23 in `refresh`: Closed is the operator's; a failing refresh
+/// does not turn it into Unreachable, so the next refresh does not reopen it.
+#[test]
+fn closed_is_never_reopened_by_a_failure() {
+    let f = fixture();
+    let Fixture { ref cwd, ref n, ref admin, ref user, ref anon, d, ref order, .. } = f;
+    let (cwd, n, admin, user, anon) = (cwd.as_path(), n, admin, user, anon);
+    let (c0, c1, c2) = (order[0], order[1], order[2]);
+    let _ = (cwd, n, admin, anon, c0, c1, c2, user);
     // ---- Closed is the operator's: a failing refresh does not turn it into
     // Unreachable, and so the next refresh does not turn it into Active.
-    set_accepting(&admin, d, c1, false);
-    mgmt_call(&admin, "stop_canister", c1).unwrap();
-    refresh(&admin, d);
-    assert_eq!(state_of(&admin, d, c1), StorageState::Closed, "a refresh that could not reach it reopened it halfway");
-    mgmt_call(&admin, "start_canister", c1).unwrap();
-    refresh(&admin, d);
-    assert_eq!(state_of(&admin, d, c1), StorageState::Closed, "a refresh reopened a canister the operator closed");
+    set_accepting(admin, d, c1, false);
+    mgmt_call(admin, "stop_canister", c1).unwrap();
+    refresh(admin, d);
+    assert_eq!(state_of(admin, d, c1), StorageState::Closed, "a refresh that could not reach it reopened it halfway");
+    mgmt_call(admin, "start_canister", c1).unwrap();
+    refresh(admin, d);
+    assert_eq!(state_of(admin, d, c1), StorageState::Closed, "a refresh reopened a canister the operator closed");
 
+    f.n.net.shutdown().unwrap();
+}
+
+/// Issue 23 item 1: Full by capsule count sticks; a refresh looking at free bytes alone
+/// does not make it Active.
+#[test]
+fn full_by_capsule_count_sticks_across_refreshes() {
+    let f = fixture();
+    let Fixture { ref cwd, ref n, ref admin, ref user, ref anon, d, ref order, .. } = f;
+    let (cwd, n, admin, user, anon) = (cwd.as_path(), n, admin, user, anon);
+    let (c0, c1, c2) = (order[0], order[1], order[2]);
+    let _ = (cwd, n, admin, anon, c0, c1, c2, user);
+    set_accepting(admin, d, c1, false);
     // ---- Item 1b: Full by capsule count sticks. Only c0 takes capsules; it holds at
     // most what it holds now + 1.
-    set_accepting(&admin, d, c2, false);
-    let stats: backend::api::Stats = query(&admin, c0, "stats", candid::encode_args(()).unwrap());
+    set_accepting(admin, d, c2, false);
+    let stats: backend::api::Stats = query(admin, c0, "stats", candid::encode_args(()).unwrap());
     let max = stats.capsules + 1;
     use backend::api::ConfigUpdate as StorageConfig;
-    storage_admin_config(&admin, c0, StorageConfig { max_capsules: Some(max), ..Default::default() });
-    let filler = create(&user, d, "fills c0").unwrap();
+    storage_admin_config(admin, c0, StorageConfig { max_capsules: Some(max), ..Default::default() });
+    let filler = create(user, d, "fills c0").unwrap();
     assert_eq!(filler.canister_id, c0);
-    let refused = create(&user, d, "one over").unwrap_err();
+    let refused = create(user, d, "one over").unwrap_err();
     assert!(matches!(refused, dir::Error::NoRoom(_)), "{refused:?}");
-    assert_eq!(state_of(&admin, d, c0), StorageState::Full);
-    refresh(&admin, d);
-    let st = storage_of(&admin, d).into_iter().find(|s| s.canister_id == c0).unwrap();
+    assert_eq!(state_of(admin, d, c0), StorageState::Full);
+    refresh(admin, d);
+    let st = storage_of(admin, d).into_iter().find(|s| s.canister_id == c0).unwrap();
     assert_eq!(st.state, StorageState::Full, "a refresh made it Active by its free bytes alone: {st:?}");
     assert_eq!((st.capsules_held, st.max_capsules), (Some(max), Some(max)), "{st:?}");
-    let before = fingerprint(&admin, d);
-    let again = create(&user, d, "still over").unwrap_err();
+    let before = fingerprint(admin, d);
+    let again = create(user, d, "still over").unwrap_err();
     assert!(matches!(again, dir::Error::NoRoom(_)), "{again:?}");
-    assert_eq!(fingerprint(&admin, d), before, "a refused create changed the directory (and no call was wasted on c0)");
+    assert_eq!(fingerprint(admin, d), before, "a refused create changed the directory (and no call was wasted on c0)");
     // Room again: the next look finds it.
-    storage_admin_config(&admin, c0, StorageConfig { max_capsules: Some(100_000), ..Default::default() });
-    refresh(&admin, d);
-    assert_eq!(state_of(&admin, d, c0), StorageState::Active);
+    storage_admin_config(admin, c0, StorageConfig { max_capsules: Some(100_000), ..Default::default() });
+    refresh(admin, d);
+    assert_eq!(state_of(admin, d, c0), StorageState::Active);
 
+    f.n.net.shutdown().unwrap();
+}
+
+/// Issue 23 item 3: a create that moved from c0 (stopped) to c2, left pending by a
+/// trap, is finished on c2 by the refresh, and nothing is created on c0.
+#[test]
+fn a_placement_that_moved_leaves_no_orphan() {
+    let f = fixture();
+    let Fixture { ref cwd, ref n, ref admin, ref user, ref anon, d, ref order, .. } = f;
+    let (cwd, n, admin, user, anon) = (cwd.as_path(), n, admin, user, anon);
+    let (c0, c1, c2) = (order[0], order[1], order[2]);
+    let _ = (cwd, n, admin, anon, c0, c1, c2, user);
+    use backend::api::ConfigUpdate as StorageConfig;
     // ---- Item 3: a placement that moved from c0 to c2 and was finished by a refresh
     // leaves nothing on c0. c0 is stopped, so the create moves on to c2; the
     // directory's callback of the create on c2 traps, leaving it pending on c2.
-    set_accepting(&admin, d, c2, true);
-    // c0 has the most room, so it is tried first.
-    storage_admin_config(&admin, c2, StorageConfig { max_stored_bytes: Some(100 << 30), ..Default::default() });
-    refresh(&admin, d);
-    mgmt_call(&admin, "stop_canister", c0).unwrap();
-    let before = status(&admin, d);
+    set_accepting(admin, d, c1, false);
+    // c0 has more room than c2, so it is tried first.
+    storage_admin_config(admin, c2, StorageConfig { max_stored_bytes: Some(100 << 30), ..Default::default() });
+    refresh(admin, d);
+    mgmt_call(admin, "stop_canister", c0).unwrap();
+    let before = status(admin, d);
     // Callbacks: c0's stats (rejected), c2's stats, then the create on c2 traps.
     n.net.exec().with_host(move |h| h.inject_callback_trap(d, 2)).unwrap();
-    let trapped = update_raw(&user, d, "capsules_create", candid::encode_one(dir::CapsuleCreateArgs { name: "moved".into(), invite: None }).unwrap());
+    let trapped = update_raw(user, d, "capsules_create", candid::encode_one(dir::CapsuleCreateArgs { name: "moved".into(), invite: None }).unwrap());
     assert!(trapped.is_err(), "the caller sees the trap: {:?}", trapped.map(|b| candid::decode_one::<dir::Result<CapsuleLocation>>(&b)));
-    assert_eq!(status(&admin, d).pending, before.pending + 1);
-    mgmt_call(&admin, "start_canister", c0).unwrap();
-    refresh(&admin, d);
-    let after = status(&admin, d);
+    assert_eq!(status(admin, d).pending, before.pending + 1);
+    mgmt_call(admin, "start_canister", c0).unwrap();
+    refresh(admin, d);
+    let after = status(admin, d);
     assert_eq!((after.capsules, after.pending), (before.capsules + 1, before.pending));
-    let list: dir::LocationPage = query(&user, d, "capsules_list", candid::encode_args((None::<u64>, None::<u32>)).unwrap());
-    for s in &order {
-        let mut on = capsules_on(&user, *s);
+    let list: dir::LocationPage = query(user, d, "capsules_list", candid::encode_args((None::<u64>, None::<u32>)).unwrap());
+    for s in order.iter() {
+        let mut on = capsules_on(user, *s);
         on.sort();
         let mapped: Vec<u64> = list.capsules.iter().filter(|l| l.canister_id == *s).map(|l| l.capsule_id).collect();
         assert_eq!(on, mapped, "storage canister {s}: no orphan, nothing missing");
     }
 
+    f.n.net.shutdown().unwrap();
+}
+
+/// Issue 23 item 4: a rolling upgrade (also one interrupted at that canister and
+/// resumed) keeps a canister Closed, and `admin_set_accepting` during its upgrade
+/// holds from when the upgrade ends.
+#[test]
+fn a_rolling_upgrade_keeps_the_operators_choice() {
+    let f = fixture();
+    let Fixture { ref cwd, ref n, ref admin, ref user, ref anon, d, ref order, .. } = f;
+    let (cwd, n, admin, user, anon) = (cwd.as_path(), n, admin, user, anon);
+    let (c0, c1, c2) = (order[0], order[1], order[2]);
+    let _ = (cwd, n, admin, anon, c0, c1, c2, user);
     // ---- Item 4: a rolling upgrade keeps the operator's Closed, also when it is
     // interrupted at that canister and resumed, and an operator's choice made while the
     // canister is being upgraded holds from when its upgrade ends.
-    set_accepting(&admin, d, c0, false);
+    set_accepting(admin, d, c0, false);
+    set_accepting(admin, d, c1, false);
     let gz = std::fs::read(keepsake::embedded::resolve_wasm(None).unwrap().with_file_name("backend.wasm.gz")).unwrap();
     let raw = std::fs::read(keepsake::embedded::resolve_wasm(None).unwrap().with_file_name("backend.wasm")).unwrap();
-    let h: dir::Result<serde_bytes::ByteBuf> = update(&admin, d, "admin_set_storage_wasm", serde_bytes::ByteBuf::from(gz));
+    let h: dir::Result<serde_bytes::ByteBuf> = update(admin, d, "admin_set_storage_wasm", serde_bytes::ByteBuf::from(gz));
     h.unwrap();
     // The callback of c0's stop traps: the run stops at c0 (Upgrading), then resumes.
     n.net.exec().with_host(move |h| h.inject_callback_trap(d, 1)).unwrap();
-    let started: dir::Result<dir::UpgradeStatus> = update(&admin, d, "admin_upgrade_storage", ());
+    let started: dir::Result<dir::UpgradeStatus> = update(admin, d, "admin_upgrade_storage", ());
     started.unwrap();
     std::thread::sleep(std::time::Duration::from_millis(300));
-    assert_eq!(state_of(&admin, d, c0), StorageState::Upgrading);
-    let resumed: dir::Result<dir::UpgradeStatus> = update(&admin, d, "admin_upgrade_storage", ());
+    assert_eq!(state_of(admin, d, c0), StorageState::Upgrading);
+    let resumed: dir::Result<dir::UpgradeStatus> = update(admin, d, "admin_upgrade_storage", ());
     resumed.unwrap();
-    wait_upgrade_done(&admin, d);
-    assert_eq!(state_of(&admin, d, c0), StorageState::Closed, "an interrupted upgrade reopened a closed canister");
-    assert_eq!(state_of(&admin, d, c1), StorageState::Closed);
+    wait_upgrade_done(admin, d);
+    assert_eq!(state_of(admin, d, c0), StorageState::Closed, "an interrupted upgrade reopened a closed canister");
+    assert_eq!(state_of(admin, d, c1), StorageState::Closed);
     // Again (another module), the operator opens c0 while it is being upgraded: it takes
     // no capsule while stopped, and is Active when its upgrade ends.
-    let h: dir::Result<serde_bytes::ByteBuf> = update(&admin, d, "admin_set_storage_wasm", serde_bytes::ByteBuf::from(raw));
+    let h: dir::Result<serde_bytes::ByteBuf> = update(admin, d, "admin_set_storage_wasm", serde_bytes::ByteBuf::from(raw));
     h.unwrap();
     n.net.exec().with_host(move |h| h.inject_callback_trap(d, 1)).unwrap();
-    let started: dir::Result<dir::UpgradeStatus> = update(&admin, d, "admin_upgrade_storage", ());
+    let started: dir::Result<dir::UpgradeStatus> = update(admin, d, "admin_upgrade_storage", ());
     started.unwrap();
     std::thread::sleep(std::time::Duration::from_millis(300));
-    let during = set_accepting(&admin, d, c0, true);
+    let during = set_accepting(admin, d, c0, true);
     assert_eq!(during.state, StorageState::Upgrading, "opened while stopped for its upgrade");
-    assert_eq!(state_of(&admin, d, c0), StorageState::Upgrading);
+    assert_eq!(state_of(admin, d, c0), StorageState::Upgrading);
     // And closing c1 while the run is at c0 holds too.
-    set_accepting(&admin, d, c1, false);
-    let resumed: dir::Result<dir::UpgradeStatus> = update(&admin, d, "admin_upgrade_storage", ());
+    set_accepting(admin, d, c1, false);
+    let resumed: dir::Result<dir::UpgradeStatus> = update(admin, d, "admin_upgrade_storage", ());
     resumed.unwrap();
-    wait_upgrade_done(&admin, d);
-    assert_eq!(state_of(&admin, d, c0), StorageState::Active, "the operator's choice during the upgrade was lost");
-    assert_eq!(state_of(&admin, d, c1), StorageState::Closed);
-    assert_eq!(state_of(&admin, d, c2), StorageState::Active);
-    set_accepting(&admin, d, c1, true);
+    wait_upgrade_done(admin, d);
+    assert_eq!(state_of(admin, d, c0), StorageState::Active, "the operator's choice during the upgrade was lost");
+    assert_eq!(state_of(admin, d, c1), StorageState::Closed);
+    assert_eq!(state_of(admin, d, c2), StorageState::Active);
+    set_accepting(admin, d, c1, true);
 
+    f.n.net.shutdown().unwrap();
+}
+
+/// Issue 23 item 1: open sign-up is bounded per window and by a cap on sign-up
+/// capsules; invite-only takes single-use, expiring codes; refusals change nothing.
+#[test]
+fn sign_up_policies_bound_a_flood() {
+    let f = fixture();
+    let Fixture { ref cwd, ref n, ref admin, ref user, ref anon, d, ref order, .. } = f;
+    let (cwd, n, admin, user, anon) = (cwd.as_path(), n, admin, user, anon);
+    let (c0, c1, c2) = (order[0], order[1], order[2]);
+    let _ = (cwd, n, admin, anon, c0, c1, c2, user);
     // ---- Item 1a: open sign-up, bounded per window (all callers together): fresh
     // principals are refused once the window is used up, and a refusal changes nothing.
     let open = |w: u32, empty: u64| dir::SignupPolicy::Open { max_new_per_window: w, window_secs: 3600, max_empty_capsules: empty };
     // The window already holds the capsules made above: room for 3 more.
-    let k = status(&admin, d).signup.expect("status shows the sign-up bounds").new_in_window;
-    set_config(&admin, d, dir::ConfigUpdate { signup: Some(open(k + 3, 10_000)), ..Default::default() });
-    let fresh: Vec<Agent> = (0..4).map(|i| new_agent(&n, cwd, &format!("fresh{i}")).0).collect();
+    let k = status(admin, d).signup.expect("status shows the sign-up bounds").new_in_window;
+    set_config(admin, d, dir::ConfigUpdate { signup: Some(open(k + 3, 10_000)), ..Default::default() });
+    let fresh: Vec<Agent> = (0..4).map(|i| new_agent(n, cwd, &format!("fresh{i}")).0).collect();
     for (i, a) in fresh.iter().take(3).enumerate() {
         create(a, d, &format!("fresh {i}")).unwrap();
     }
-    assert_eq!(status(&admin, d).signup.unwrap().new_in_window, k + 3);
-    let before = fingerprint(&admin, d);
+    assert_eq!(status(admin, d).signup.unwrap().new_in_window, k + 3);
+    let before = fingerprint(admin, d);
     let flood = create(&fresh[3], d, "a fourth").unwrap_err();
     assert!(matches!(flood, dir::Error::NoRoom(ref m) if m.contains("max_new_per_window")), "{flood:?}");
-    assert_eq!(fingerprint(&admin, d), before, "a refused create changed the directory");
+    assert_eq!(fingerprint(admin, d), before, "a refused create changed the directory");
     // Controllers are not bounded.
-    create(&admin, d, "operator's").unwrap();
+    create(admin, d, "operator's").unwrap();
     // The cap on sign-up capsules (placed and pending, every one made by a non-controller).
-    let made = status(&admin, d).signup.unwrap().signup_capsules;
-    set_config(&admin, d, dir::ConfigUpdate { signup: Some(open(1000, made + 1)), ..Default::default() });
+    let made = status(admin, d).signup.unwrap().signup_capsules;
+    set_config(admin, d, dir::ConfigUpdate { signup: Some(open(1000, made + 1)), ..Default::default() });
     create(&fresh[3], d, "the last one").unwrap();
-    let before = fingerprint(&admin, d);
-    let capped = create(&user, d, "over the cap").unwrap_err();
+    let before = fingerprint(admin, d);
+    let capped = create(user, d, "over the cap").unwrap_err();
     assert!(matches!(capped, dir::Error::NoRoom(ref m) if m.contains("max_empty_capsules")), "{capped:?}");
-    assert_eq!(fingerprint(&admin, d), before);
-    assert_eq!(status(&admin, d).signup.unwrap().signup_capsules, made + 1);
+    assert_eq!(fingerprint(admin, d), before);
+    assert_eq!(status(admin, d).signup.unwrap().signup_capsules, made + 1);
     // A create the storage side refuses gives its slot back.
-    set_config(&admin, d, dir::ConfigUpdate { signup: Some(open(1000, 10_000)), ..Default::default() });
-    for c in &order {
-        set_accepting(&admin, d, *c, false);
+    set_config(admin, d, dir::ConfigUpdate { signup: Some(open(1000, 10_000)), ..Default::default() });
+    for c in order.iter() {
+        set_accepting(admin, d, *c, false);
     }
-    let before = fingerprint(&admin, d);
-    assert!(matches!(create(&user, d, "nowhere").unwrap_err(), dir::Error::NoRoom(_)));
-    assert_eq!(fingerprint(&admin, d), before, "a NoRoom kept its sign-up slot");
-    for c in &order {
-        set_accepting(&admin, d, *c, true);
+    let before = fingerprint(admin, d);
+    assert!(matches!(create(user, d, "nowhere").unwrap_err(), dir::Error::NoRoom(_)));
+    assert_eq!(fingerprint(admin, d), before, "a NoRoom kept its sign-up slot");
+    for c in order.iter() {
+        set_accepting(admin, d, *c, true);
     }
 
     // ---- Item 1a: invite-only: a controller mints single-use, expiring codes.
-    set_config(&admin, d, dir::ConfigUpdate { signup: Some(dir::SignupPolicy::InviteOnly), ..Default::default() });
-    let (invited, _) = new_agent(&n, cwd, "invited");
+    set_config(admin, d, dir::ConfigUpdate { signup: Some(dir::SignupPolicy::InviteOnly), ..Default::default() });
+    let (invited, _) = new_agent(n, cwd, "invited");
     let no_code = create(&invited, d, "no code").unwrap_err();
     assert!(matches!(no_code, dir::Error::Unauthorized(ref m) if m.contains("invite")), "{no_code:?}");
-    let not_mine: dir::Result<Vec<String>> = update(&user, d, "admin_mint_invites", dir::MintInvitesArgs { count: 1, ttl_secs: 60 });
+    let not_mine: dir::Result<Vec<String>> = update(user, d, "admin_mint_invites", dir::MintInvitesArgs { count: 1, ttl_secs: 60 });
     assert!(matches!(not_mine, Err(dir::Error::Unauthorized(_))), "{not_mine:?}");
-    let codes: dir::Result<Vec<String>> = update(&admin, d, "admin_mint_invites", dir::MintInvitesArgs { count: 2, ttl_secs: 3600 });
+    let codes: dir::Result<Vec<String>> = update(admin, d, "admin_mint_invites", dir::MintInvitesArgs { count: 2, ttl_secs: 3600 });
     let codes = codes.unwrap();
     assert_eq!(codes.len(), 2);
     assert_ne!(codes[0], codes[1]);
-    assert_eq!(status(&admin, d).signup.unwrap().invites_live, 2);
-    let before = fingerprint(&admin, d);
+    assert_eq!(status(admin, d).signup.unwrap().invites_live, 2);
+    let before = fingerprint(admin, d);
     let bogus = create_with(&invited, d, "bogus", "0123456789abcdef0123456789abcdef").unwrap_err();
     assert!(matches!(bogus, dir::Error::Unauthorized(_)), "{bogus:?}");
-    assert_eq!(fingerprint(&admin, d), before);
+    assert_eq!(fingerprint(admin, d), before);
     create_with(&invited, d, "with a code", &codes[0]).unwrap();
     let reused = create_with(&invited, d, "the same code", &codes[0]).unwrap_err();
     assert!(matches!(reused, dir::Error::Unauthorized(_)), "a used code is gone: {reused:?}");
-    assert_eq!(status(&admin, d).signup.unwrap().invites_live, 1);
+    assert_eq!(status(admin, d).signup.unwrap().invites_live, 1);
     // A refusal for room gives the code back.
-    for c in &order {
-        set_accepting(&admin, d, *c, false);
+    for c in order.iter() {
+        set_accepting(admin, d, *c, false);
     }
     assert!(matches!(create_with(&invited, d, "nowhere", &codes[1]).unwrap_err(), dir::Error::NoRoom(_)));
-    assert_eq!(status(&admin, d).signup.unwrap().invites_live, 1, "the code was given back");
-    for c in &order {
-        set_accepting(&admin, d, *c, true);
+    assert_eq!(status(admin, d).signup.unwrap().invites_live, 1, "the code was given back");
+    for c in order.iter() {
+        set_accepting(admin, d, *c, true);
     }
     create_with(&invited, d, "second code", &codes[1]).unwrap();
     // Codes expire.
-    let short: dir::Result<Vec<String>> = update(&admin, d, "admin_mint_invites", dir::MintInvitesArgs { count: 1, ttl_secs: 1 });
+    let short: dir::Result<Vec<String>> = update(admin, d, "admin_mint_invites", dir::MintInvitesArgs { count: 1, ttl_secs: 1 });
     let short = short.unwrap();
     std::thread::sleep(std::time::Duration::from_millis(2500));
     let expired = create_with(&invited, d, "late", &short[0]).unwrap_err();
     assert!(matches!(expired, dir::Error::Unauthorized(ref m) if m.contains("expired")), "{expired:?}");
-    create(&admin, d, "controllers need no code").unwrap();
-    set_config(&admin, d, dir::ConfigUpdate { signup: Some(open(1000, 10_000)), ..Default::default() });
+    create(admin, d, "controllers need no code").unwrap();
+    set_config(admin, d, dir::ConfigUpdate { signup: Some(open(1000, 10_000)), ..Default::default() });
 
+    f.n.net.shutdown().unwrap();
+}
+
+/// Every method of `directory.did` × {anonymous, user, controller}, then a fuzz of
+/// every method by a non-controller.
+#[test]
+fn directory_access_matrix_and_fuzz() {
+    let f = fixture();
+    let Fixture { ref cwd, ref n, ref admin, ref user, ref anon, d, ref order, .. } = f;
+    let (cwd, n, admin, user, anon) = (cwd.as_path(), n, admin, user, anon);
+    let (c0, c1, c2) = (order[0], order[1], order[2]);
+    let _ = (cwd, n, admin, anon, c0, c1, c2, user);
+    let mine = create(user, d, "mine").unwrap();
+    let (stranger, _) = new_agent(n, cwd, "stranger");
     // ---- The access matrix: every method of directory.did × {anonymous, user,
     // controller}. Refused callers get a typed Unauthorized and change nothing.
     #[derive(Clone, Copy, PartialEq, Debug)]
@@ -791,11 +887,11 @@ fn the_directory_bounds_sign_ups_and_keeps_operator_and_full_flags() {
     for (method, is_query, arg, allowed) in &table {
         for who in everyone {
             let a = match who {
-                Who::Anon => &anon,
-                Who::User => &user,
-                Who::Admin => &admin,
+                Who::Anon => anon,
+                Who::User => user,
+                Who::Admin => admin,
             };
-            let before = fingerprint(&admin, d);
+            let before = fingerprint(admin, d);
             let bytes = if *is_query {
                 rt().block_on(a.query(&d, *method).with_arg(arg.clone()).call()).map_err(|e| e.to_string())
             } else {
@@ -813,7 +909,7 @@ fn the_directory_bounds_sign_ups_and_keeps_operator_and_full_flags() {
                 assert_eq!(!refused, expect_allowed, "{method} as {who:?}: {err:?}");
             }
             if !expect_allowed {
-                assert_eq!(fingerprint(&admin, d), before, "{method} as {who:?} was refused but changed the directory");
+                assert_eq!(fingerprint(admin, d), before, "{method} as {who:?} was refused but changed the directory");
             }
             cases += 1;
         }
@@ -829,7 +925,7 @@ fn the_directory_bounds_sign_ups_and_keeps_operator_and_full_flags() {
         seed ^= seed << 17;
         (seed % below as u64) as usize
     };
-    let before = fingerprint(&admin, d);
+    let before = fingerprint(admin, d);
     let mut calls = 0;
     for (method, is_query, arg, _) in &table {
         if *method == "capsules_create" {
@@ -856,8 +952,8 @@ fn the_directory_bounds_sign_ups_and_keeps_operator_and_full_flags() {
             calls += 1;
         }
     }
-    assert_eq!(fingerprint(&admin, d), before, "fuzzed calls by a non-controller changed the directory");
-    create(&user, d, "after the fuzz").unwrap();
+    assert_eq!(fingerprint(admin, d), before, "fuzzed calls by a non-controller changed the directory");
+    create(user, d, "after the fuzz").unwrap();
     eprintln!("directory fuzz: {calls} calls, no change");
-    n.net.shutdown().unwrap();
+    f.n.net.shutdown().unwrap();
 }
