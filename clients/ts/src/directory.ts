@@ -72,7 +72,14 @@ export class KeepsakeDirectory {
   async locate(capsuleId: bigint): Promise<Principal> {
     const cached = this.cache.getItem(this.key(capsuleId));
     if (cached) return Principal.fromText(cached);
-    const canister = ok(await this.query(() => this.actor.capsules_route(capsuleId)), 'capsules_route');
+    let canister: Principal;
+    try {
+      canister = ok(await this.query(() => this.actor.capsules_route(capsuleId)), 'capsules_route');
+    } catch (e) {
+      // A directory from before capsules_route: its capsules_locate answers anyone.
+      if (e instanceof KeepsakeError || !/IC0536|no query method/.test(String((e as Error)?.message ?? e))) throw e;
+      canister = ok(await this.query(() => this.actor.capsules_locate(capsuleId)), 'capsules_locate').canister_id;
+    }
     this.cache.setItem(this.key(capsuleId), canister.toText());
     return canister;
   }
