@@ -76,6 +76,21 @@ mod tests {
     }
 
     #[test]
+    fn capsules_create_with_an_invite_and_as_older_clients_send_it() {
+        let with = candid::encode_one(CapsuleCreateArgs { name: "family".into(), invite: Some("ab".repeat(16)) }).unwrap();
+        assert!(admits("capsules_create", user(), &with, |_| false));
+        // A client from before `invite` sends `record { name }`: still its Candid.
+        #[derive(candid::CandidType)]
+        struct Old {
+            name: String,
+        }
+        let old = candid::encode_one(Old { name: "family".into() }).unwrap();
+        assert!(admits("capsules_create", user(), &old, |_| false));
+        let decoded: CapsuleCreateArgs = candid::decode_one(&old).unwrap();
+        assert_eq!(decoded.invite, None);
+    }
+
+    #[test]
     fn other_methods_are_left_to_the_endpoint_or_the_system() {
         assert!(admits("capsules_locate", user(), &[], |_| false));
         assert!(admits("no_such_method", user(), &[], |_| false));
