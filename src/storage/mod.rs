@@ -196,6 +196,9 @@ pub struct Stable<M: Memory> {
     header: StableCell<Cbor<Header>, VMem<M>>,
     config: StableCell<Cbor<Config>, VMem<M>>,
     pub sessions: StableBTreeMap<u64, Cbor<SessionRecord>, VMem<M>>,
+    /// `(owner, session)` for every open session, plus one entry per session record
+    /// (any state) under a reserved-class principal derived from the owner, which counts
+    /// a caller's records.
     pub owner_sessions: StableBTreeMap<OwnerSessionKey, (), VMem<M>>,
     pub chunks: StableBTreeMap<ChunkKey, ChunkRef, VMem<M>>,
     pub blobs: StableBTreeMap<u64, Cbor<BlobRecord>, VMem<M>>,
@@ -221,8 +224,8 @@ pub struct Stable<M: Memory> {
     pub principals: StableBTreeMap<PrincipalKey, u32, VMem<M>>,
     /// `(capsule, blob)` for every blob.
     pub capsule_blobs: StableBTreeMap<(u64, u64), (), VMem<M>>,
-    /// `session -> blob` for every finished session, so a retried finish gets its
-    /// answer after the session record is gone.
+    /// `session -> blob` for each session that made a new blob (as long as the blob
+    /// lives), so a retried finish gets its answer after the session record is gone.
     pub finished: StableBTreeMap<u64, u64, VMem<M>>,
     /// HTTP serving (layout 3).
     pub http: http::HttpStable<M>,
