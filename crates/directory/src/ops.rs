@@ -84,37 +84,39 @@ pub async fn create_capsule(owner: Principal, name: String, invite: Option<Strin
     }
     // Checks and reservations in one message (no await between them): two creates
     // cannot both take the last slot.
-    let reserved = with_store(|s| -> Result<Reservation> {
-        if !bounded {
-            return Ok(Reservation::default());
-        }
-        let max = s.meta().config.max_capsules_per_owner;
-        if s.owned_by(owner) + s.pending.iter().filter(|e| e.value().0.owner == owner).count() >= max as usize {
-            return Err(Error::NoRoom(format!("{owner} has created {max} capsules, the most one principal may (max_capsules_per_owner)")));
-        }
-        let code_hash = invite.as_deref().map(invite_hash);
-        let expiry = code_hash.and_then(|h| s.invites.get(&h));
-        let meta = s.meta();
-        match placement::signup(&s.signup_policy(), now(), meta.signup_window, s.signup_capsules(), invite.is_some(), expiry) {
-            placement::Signup::Full(m) => Err(Error::NoRoom(m)),
-            placement::Signup::NoInvite(m) => Err(Error::Unauthorized(m)),
-            placement::Signup::Open { window_start, new_in_window } => {
-                s.update_meta(|m| m.signup_window = Some((window_start, new_in_window)));
-                s.add_signup_capsules(1);
-                Ok(Reservation { window: Some(window_start), signup: true, invite: None })
+    // Meta is read once and written once (each read decodes its Candid).
+    let (reserved, id) = with_store(|s| -> Result<(Reservation, u64)> {
+        let mut meta = s.meta();
+        let mut reserved = Reservation::default();
+        if bounded {
+            let max = meta.config.max_capsules_per_owner;
+            if s.owned_by(owner) + s.pending.iter().filter(|e| e.value().0.owner == owner).count() >= max as usize {
+                return Err(Error::NoRoom(format!("{owner} has created {max} capsules, the most one principal may (max_capsules_per_owner)")));
             }
-            placement::Signup::Invite => {
-                let h = code_hash.expect("a code was given");
-                let exp = s.invites.remove(&h).expect("checked above");
-                Ok(Reservation { window: None, signup: false, invite: Some((h, exp)) })
+            let code_hash = invite.as_deref().map(invite_hash);
+            let expiry = code_hash.and_then(|h| s.invites.get(&h));
+            let policy = meta.config.signup.clone().unwrap_or_else(crate::state::default_signup);
+            let made = meta.signup_capsules.unwrap_or(s.capsules.len() + s.pending.len());
+            match placement::signup(&policy, now(), meta.signup_window, made, invite.is_some(), expiry) {
+                placement::Signup::Full(m) => return Err(Error::NoRoom(m)),
+                placement::Signup::NoInvite(m) => return Err(Error::Unauthorized(m)),
+                placement::Signup::Open { window_start, new_in_window } => {
+                    meta.signup_window = Some((window_start, new_in_window));
+                    meta.signup_capsules = Some(made + 1);
+                    reserved = Reservation { window: Some(window_start), signup: true, invite: None };
+                }
+                placement::Signup::Invite => {
+                    let h = code_hash.expect("a code was given");
+                    let exp = s.invites.remove(&h).expect("checked above");
+                    reserved = Reservation { window: None, signup: false, invite: Some((h, exp)) };
+                }
             }
         }
+        let id = meta.next_capsule_id;
+        meta.next_capsule_id += 1;
+        s.meta.set(crate::state::Candid(meta));
+        Ok((reserved, id))
     })?;
-    let id = with_store(|s| {
-        let id = s.meta().next_capsule_id;
-        s.update_meta(|m| m.next_capsule_id += 1);
-        id
-    });
     let _guard = InFlight::new(id);
     let refused = |e: Error| {
         with_store(|s| {
