@@ -6,9 +6,15 @@
 #   bash scripts/bench.sh --smoke   tiny files, a few seconds once built (CI runs it)
 #   bash scripts/bench.sh --canbench   only the calibration against stable-structures'
 #                                      canbench results (add --smoke for a few of them)
-#   bash scripts/bench.sh --scale      only the per-call costs, heap and upgrade cost at
-#                                      1k, 10k and 100k memories (writes bench/scale.md;
+#   bash scripts/bench.sh --scale      only the per-call costs, heap, upgrade cost and the
+#                                      first verified response after it at 1k, 10k and
+#                                      100k memories (writes its section of bench/scale.md;
 #                                      ~20 min); --smoke runs it at 100 and 1,000
+#   bash scripts/bench.sh --scale-responses   a canister filled to 1 M certified responses
+#                                      (125 memories of 4 assets over a 2,000-part blob;
+#                                      slow, each create ~9 B instructions; writes its
+#                                      section of bench/scale.md); combines with --scale;
+#                                      --smoke runs it over a 20-part blob
 #
 # Prints the report and writes bench/report.md + bench/upload-instructions.png at the
 # repo root (--smoke writes to target/bench/smoke/ instead, unless BENCH_OUT is set).
@@ -24,12 +30,14 @@ cd "$ROOT"
 SMOKE=0
 CANBENCH=0
 SCALE=0
+SCALE_RESPONSES=0
 for a in "$@"; do
   case "$a" in
     --smoke) SMOKE=1 ;;
     --canbench) CANBENCH=1 ;;
     --scale) SCALE=1 ;;
-    *) echo "usage: bash scripts/bench.sh [--smoke] [--canbench | --scale]" >&2; exit 2 ;;
+    --scale-responses) SCALE_RESPONSES=1 ;;
+    *) echo "usage: bash scripts/bench.sh [--smoke] [--canbench | --scale | --scale-responses]" >&2; exit 2 ;;
   esac
 done
 
@@ -47,10 +55,13 @@ if [ "$CANBENCH" = 1 ]; then
   exec cargo run --quiet --locked -p keepsake-bench -- "${FLAGS[@]}"
 fi
 
-if [ "$SCALE" = 1 ]; then
+if [ "$SCALE" = 1 ] || [ "$SCALE_RESPONSES" = 1 ]; then
   bash scripts/build.sh >&2
-  FLAGS=(--scale --backend "$ROOT/target/canister/backend.wasm" --out "${BENCH_OUT:-$ROOT/bench}")
+  FLAGS=(--backend "$ROOT/target/canister/backend.wasm" --out "${BENCH_OUT:-$ROOT/bench}")
+  if [ "$SCALE" = 1 ]; then FLAGS+=(--scale); fi
+  if [ "$SCALE_RESPONSES" = 1 ]; then FLAGS+=(--scale-responses); fi
   if [ "$SMOKE" = 1 ]; then FLAGS+=(--smoke); fi
+  export IC_HOST_CACHE_DIR="${IC_HOST_CACHE_DIR:-$BENCH_TARGET/ic-host-cache}"
   exec cargo run --quiet --locked -p keepsake-bench -- "${FLAGS[@]}"
 fi
 
@@ -98,5 +109,5 @@ if [ "$SMOKE" = 1 ]; then
   cargo run --quiet --locked -p keepsake-bench -- --backend "$BACKEND" --store "$STORE_DIR" --smoke
   rm -rf "$STORE_DIR"
   # Per-call costs as a capsule fills (bash scripts/bench.sh --scale runs them to 100k).
-  cargo run --quiet --locked -p keepsake-bench -- --backend "$BACKEND" --scale --smoke
+  cargo run --quiet --locked -p keepsake-bench -- --backend "$BACKEND" --scale --scale-responses --smoke
 fi

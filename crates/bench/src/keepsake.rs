@@ -33,6 +33,11 @@ impl Canister {
         Ok(Self { host, capsule })
     }
 
+    /// The capsule every upload of this canister goes to.
+    pub fn capsule(&self) -> u64 {
+        self.capsule
+    }
+
     /// Deletes a blob (its chunks are queued for housekeeping).
     pub fn delete(&mut self, blob: u64) -> Result<()> {
         let (r, _): (Res<()>, _) = ok(&mut self.host, true, USER, "blobs_delete", (blob,), 0)?;

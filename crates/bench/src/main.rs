@@ -44,6 +44,9 @@ pub struct Args {
     /// `--scale-counts 1000,5000`).
     scale: bool,
     scale_counts: Option<Vec<u64>>,
+    /// `--scale-responses`: a canister filled to 1 M certified responses (slow: each
+    /// memory costs ~9 B instructions to create).
+    scale_responses: bool,
 }
 
 fn parse_args() -> Result<Args> {
@@ -57,6 +60,7 @@ fn parse_args() -> Result<Args> {
         canbench_only: false,
         scale: false,
         scale_counts: None,
+        scale_responses: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -69,6 +73,7 @@ fn parse_args() -> Result<Args> {
             "--store" => args.store = Some(val()?.into()),
             "--canbench" => args.canbench_only = true,
             "--scale" => args.scale = true,
+            "--scale-responses" => args.scale_responses = true,
             "--scale-counts" => {
                 let v = val()?;
                 let counts = v.split(',').map(|n| n.trim().parse::<u64>()).collect::<Result<Vec<_>, _>>();
@@ -118,14 +123,27 @@ fn main() -> Result<()> {
         return Ok(());
     }
     let backend_wasm = read(&args.backend)?;
-    if args.scale {
-        let default: &[u64] = if args.smoke { &[100, 1_000] } else { &[1_000, 10_000, 100_000] };
-        let md = scale::markdown(&scale::run(&backend_wasm, args.scale_counts.as_deref().unwrap_or(default))?);
-        if !args.smoke {
-            std::fs::create_dir_all(&args.out)?;
-            std::fs::write(args.out.join("scale.md"), &md)?;
+    if args.scale || args.scale_responses {
+        let path = args.out.join("scale.md");
+        if args.scale {
+            let default: &[u64] = if args.smoke { &[100, 1_000] } else { &[1_000, 10_000, 100_000] };
+            let md = scale::markdown(&scale::run(&backend_wasm, args.scale_counts.as_deref().unwrap_or(default))?);
+            if !args.smoke {
+                std::fs::create_dir_all(&args.out)?;
+                scale::write_counts(&path, &md)?;
+            }
+            println!("{md}");
         }
-        println!("{md}");
+        if args.scale_responses {
+            // The smoke run: the same code over a blob of 20 parts, to ~500 responses.
+            let (parts, target) = if args.smoke { (20, 500) } else { (2_000, 1_000_000) };
+            let md = scale::markdown_full(&scale::run_full(&backend_wasm, parts, target)?);
+            if !args.smoke {
+                std::fs::create_dir_all(&args.out)?;
+                scale::write_full(&path, &md)?;
+            }
+            println!("{md}");
+        }
         return Ok(());
     }
     if let Some(dir) = &args.store {
