@@ -406,6 +406,9 @@ pub struct ConfigUpdate {
     pub directory: Option<Principal>,
     /// Memories one capsule holds at most (at most 1,000,000).
     pub max_memories_per_capsule: Option<u64>,
+    /// Upload session records one caller holds at most, in every state (from
+    /// `max_live_sessions_per_caller` to 100,000).
+    pub max_session_records_per_caller: Option<u32>,
 }
 
 /// What one housekeeping pass did (also returned by `admin_gc`).

@@ -12,7 +12,7 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 
 use backend::api::{self, BeginArgs, ConfigUpdate, Error, Role};
-use backend::domain::records::{memory_charge, MAX_SESSION_RECORDS_PER_CALLER};
+use backend::domain::records::{memory_charge, DEFAULT_MAX_SESSION_RECORDS_PER_CALLER};
 use backend::domain::Ctx;
 use candid::Principal;
 use common::*;
@@ -589,7 +589,7 @@ impl Run {
         let want = match self.m.require(who, cap, Role::Writer) {
             Err(k) => k,
             Ok(()) if self.m.live(who) >= MAX_LIVE as usize => Kind::QuotaExceeded,
-            Ok(()) if self.m.records(who) >= MAX_SESSION_RECORDS_PER_CALLER as usize => Kind::QuotaExceeded,
+            Ok(()) if self.m.records(who) >= DEFAULT_MAX_SESSION_RECORDS_PER_CALLER as usize => Kind::QuotaExceeded,
             // Room for the declared size, whether or not the bytes are already stored.
             Ok(()) => {
                 let c = self.m.cap(cap).unwrap();

@@ -472,15 +472,19 @@ fn finished_entries_go_with_their_session_records() {
     assert_eq!(indexes(&w, alice).0, 0);
 }
 
-/// Records count in every state against `MAX_SESSION_RECORDS_PER_CALLER`: open, expired
+/// Records count in every state against `max_session_records_per_caller` (set to 1,000): open, expired
 /// and not yet collected, aborted, finished (also by dedup at begin); a refusal writes
 /// nothing; housekeeping gives the caller its room back. Prints what a record costs in
 /// stable memory, largest and typical, and what counting costs.
 #[test]
 fn session_records_are_bounded_in_every_state() {
-    use backend::domain::records::{MAX_KEY_LEN, MAX_SESSION_RECORDS_PER_CALLER, MAX_TEXT_LEN};
-    let max = MAX_SESSION_RECORDS_PER_CALLER as usize;
+    use backend::domain::records::{MAX_KEY_LEN, MAX_TEXT_LEN};
+    let max = 1_000usize;
     let mut w = World::new();
+    let mut admin = w.ctx(user(99));
+    admin.is_controller = true;
+    let u = backend::api::ConfigUpdate { max_session_records_per_caller: Some(max as u32), ..Default::default() };
+    w.state.admin_set_config(&admin, u).unwrap();
     let (alice, bob) = (user(1), user(2));
     let cap = w.capsule(alice);
     let data = file(1_000, 5);

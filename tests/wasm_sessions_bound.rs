@@ -12,12 +12,15 @@ mod harness;
 use std::time::Duration;
 
 use backend::api::{self, *};
-use backend::domain::records::{MAX_KEY_LEN, MAX_SESSION_RECORDS_PER_CALLER, MAX_TEXT_LEN};
+use backend::domain::records::{DEFAULT_MAX_SESSION_RECORDS_PER_CALLER, MAX_KEY_LEN, MAX_TEXT_LEN};
 use candid::Principal;
 use harness::*;
 use serde_bytes::ByteBuf;
 
 const ATTEMPTS: usize = 2_000;
+/// The bound these tests set (`max_session_records_per_caller`; the default is 10,000),
+/// so a flood past it stays quick.
+const BOUND: u32 = 1_000;
 const DAY: Duration = Duration::from_secs(24 * 3600);
 /// Past one TTL (24 h) and the 10-minute housekeeping timer.
 const TTL_AND_HOUSEKEEPING: Duration = Duration::from_secs(24 * 3600 + 11 * 60);
@@ -38,6 +41,12 @@ fn big_args(cap: u64, size: u64, sha256: Option<Vec<u8>>, n: usize) -> BeginArgs
 
 fn begin(b: &mut dyn Backend, who: Principal, args: BeginArgs) -> api::Result<Session> {
     b.call(who, "uploads_begin", (args,))
+}
+
+fn set_bound(b: &mut dyn Backend) {
+    let cfg: UploadConfig = b.q(user(1), "upload_config", ());
+    assert_eq!(cfg.max_session_records_per_caller, Some(DEFAULT_MAX_SESSION_RECORDS_PER_CALLER), "the default bound");
+    config(b, ConfigUpdate { max_session_records_per_caller: Some(BOUND), ..Default::default() });
 }
 
 fn config(b: &mut dyn Backend, u: ConfigUpdate) {
@@ -82,13 +91,14 @@ fn stable_bytes(b: &mut dyn Backend) -> u64 {
 
 /// 2,000 begin + abort cycles by one caller: the live limit never sees more than one
 /// open session, but every aborted session keeps its record for a TTL. Accepted up to
-/// `MAX_SESSION_RECORDS_PER_CALLER`, then `QuotaExceeded` naming the limit, also after
+/// the bound, then `QuotaExceeded` naming the limit, also after
 /// an upgrade; other callers are not affected; a TTL later the records are collected
 /// and the caller begins again.
 #[test]
 fn begin_abort_cycles_are_bounded_per_caller() {
     let mut e = embedded();
     let b: &mut dyn Backend = &mut e;
+    set_bound(b);
     let (alice, bob) = (user(1), user(2));
     let cap = b.capsule(alice);
     let before = stable_bytes(b);
@@ -100,16 +110,16 @@ fn begin_abort_cycles_are_bounded_per_caller() {
     // (Stable memory grows by 16 MiB buckets: bytes per record are measured natively,
     // in uploads_native's session_record_figures.)
     println!("{ATTEMPTS} begin+abort cycles (largest records): {accepted} accepted, stable memory +{} KiB", grown / 1024);
-    assert_eq!(accepted, MAX_SESSION_RECORDS_PER_CALLER as usize, "begin+abort cycles accepted of {ATTEMPTS}");
+    assert_eq!(accepted, BOUND as usize, "begin+abort cycles accepted of {ATTEMPTS}");
     let cfg: UploadConfig = b.q(alice, "upload_config", ());
-    assert_eq!(cfg.max_session_records_per_caller, Some(MAX_SESSION_RECORDS_PER_CALLER), "upload_config shows the bound");
+    assert_eq!(cfg.max_session_records_per_caller, Some(BOUND), "upload_config shows the bound");
     assert_eq!(b.stats().open_sessions, 0);
     let at_bound = b.last_instructions().unwrap_or(0);
     // Another caller is not affected.
     let bob_cap = b.capsule(bob);
     begin(b, bob, big_args(bob_cap, 10, None, 0)).expect("another caller begins");
     let fresh = b.last_instructions().unwrap_or(0);
-    println!("uploads_begin: {fresh} instructions for a caller with no records, {at_bound} refused at {MAX_SESSION_RECORDS_PER_CALLER} records (counting them)");
+    println!("uploads_begin: {fresh} instructions for a caller with no records, {at_bound} refused at {BOUND} records (counting them)");
     // The count is in stable memory: an upgrade keeps it.
     b.upgrade(canister_wasm()).expect("upgrade");
     assert!(is_records_refusal(&begin(b, alice, big_args(cap, 10, None, 9_999))));
@@ -130,6 +140,7 @@ fn begin_abort_cycles_are_bounded_per_caller() {
 fn dedup_begins_are_bounded_per_caller() {
     let mut e = embedded();
     let b: &mut dyn Backend = &mut e;
+    set_bound(b);
     let alice = user(1);
     let cap = b.capsule(alice);
     let data = file(100_000, 7);
@@ -140,7 +151,7 @@ fn dedup_begins_are_bounded_per_caller() {
     });
     let grown = stable_bytes(b) - before;
     println!("{ATTEMPTS} dedup begins (largest records): {accepted} accepted, stable memory +{} KiB", grown / 1024);
-    assert_eq!(accepted + 1, MAX_SESSION_RECORDS_PER_CALLER as usize, "dedup begins accepted of {ATTEMPTS}");
+    assert_eq!(accepted + 1, BOUND as usize, "dedup begins accepted of {ATTEMPTS}");
     let st = b.stats();
     assert_eq!((st.open_sessions, st.reserved_bytes), (0, Some(0)), "dedup begins reserve nothing");
     // A TTL later they are collected, and a retried finish of the upload that made the
@@ -240,6 +251,7 @@ fn records_written_before_the_bound_upgrade_cleanly() {
     host.upgrade(canister_wasm(), &candid::encode_args(()).unwrap()).expect("upgrade layout-4 state");
     let mut e = Embedded::from_host(host);
     let b: &mut dyn Backend = &mut e;
+    set_bound(b);
     let alice = user(1);
     assert_eq!(b.stats().open_sessions, 1, "the fixture's open session");
     let blobs: Vec<BlobMeta> = [1u64, 2, 3]
@@ -249,11 +261,11 @@ fn records_written_before_the_bound_upgrade_cleanly() {
             r.expect("a layout-4 blob")
         })
         .collect();
-    let accepted = flood(b, alice, MAX_SESSION_RECORDS_PER_CALLER as usize + 10, |i| big_args(1, 10, None, i), |b, s| {
+    let accepted = flood(b, alice, BOUND as usize + 10, |i| big_args(1, 10, None, i), |b, s| {
         let r: api::Result<()> = b.call(alice, "uploads_abort", (s.id,));
         r.expect("uploads_abort");
     });
-    assert_eq!(accepted, MAX_SESSION_RECORDS_PER_CALLER as usize, "the fixture's records are not counted");
+    assert_eq!(accepted, BOUND as usize, "the fixture's records are not counted");
     b.advance_time(TTL_AND_HOUSEKEEPING);
     let st = b.stats();
     assert_eq!((st.open_sessions, st.reserved_bytes, st.gc_pending_bytes), (0, Some(0), 0), "everything collected");

@@ -121,6 +121,7 @@ impl<M: Memory + Clone> State<M> {
             max_stored_bytes,
             directory,
             max_memories_per_capsule,
+            max_session_records_per_caller,
         } = u;
         set(&mut cfg.max_file_size, max_file_size);
         set(&mut cfg.max_capsule_bytes, max_capsule_bytes);
@@ -130,6 +131,7 @@ impl<M: Memory + Clone> State<M> {
         set(&mut cfg.max_capsules, max_capsules);
         set(&mut cfg.max_stored_bytes, max_stored_bytes);
         set(&mut cfg.max_memories_per_capsule, max_memories_per_capsule);
+        set(&mut cfg.max_session_records_per_caller, max_session_records_per_caller);
         if let Some(d) = directory {
             if d == Principal::anonymous() {
                 return Err(Error::InvalidArgument("the directory cannot be the anonymous principal".into()));

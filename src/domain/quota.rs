@@ -12,7 +12,7 @@
 //!   rest of stable memory is headroom for the indexes, so a full canister still
 //!   aborts, deletes and frees.
 //! - Upload sessions: `max_live_sessions_per_caller` open ones per caller, and
-//!   `MAX_SESSION_RECORDS_PER_CALLER` records per caller in every state (open, finished,
+//!   `max_session_records_per_caller` records per caller in every state (open, finished,
 //!   aborted, expired and not yet collected: each is kept one TTL after it ends), counted
 //!   from the caller's record entries in the `owner_sessions` index. A begin that finds
 //!   its bytes already stored makes a record too, and is checked for space like any
@@ -29,7 +29,7 @@ use ic_stable_structures::Memory;
 
 use super::records::{
     CapsuleRecord, Config, SessionRecord, MAX_CHUNKS, MAX_CHUNK_SIZE, MAX_LIVE_SESSIONS_LIMIT,
-    MAX_MEMORIES_PER_CAPSULE_LIMIT, MAX_SESSION_RECORDS_PER_CALLER, MAX_STORED_BYTES_LIMIT,
+    MAX_MEMORIES_PER_CAPSULE_LIMIT, MAX_SESSION_RECORDS_LIMIT, MAX_STORED_BYTES_LIMIT,
 };
 use super::{Ctx, State};
 use crate::api::{Error, Result};
@@ -125,21 +125,22 @@ impl<M: Memory + Clone> State<M> {
         Ok(n)
     }
 
-    /// Session records `owner` holds, in any state, counted up to the limit (so at most
-    /// `MAX_SESSION_RECORDS_PER_CALLER` index keys are read).
-    pub(crate) fn session_records_of(&self, owner: Principal) -> u32 {
+    /// Session records `owner` holds, in any state, counted up to `max` (so at most
+    /// `max` index keys are read).
+    pub(crate) fn session_records_of(&self, owner: Principal, max: u32) -> u32 {
         let from = OwnerSessionKey::record(owner, 0);
         let to = OwnerSessionKey::record(owner, u64::MAX);
-        self.st.owner_sessions.range(from..=to).take(MAX_SESSION_RECORDS_PER_CALLER as usize).count() as u32
+        self.st.owner_sessions.range(from..=to).take(max as usize).count() as u32
     }
 
-    /// May `owner` begin one more upload session (`MAX_SESSION_RECORDS_PER_CALLER`)?
+    /// May `owner` begin one more upload session (`max_session_records_per_caller`)?
     pub(crate) fn check_session_records(&self, cfg: &Config, owner: Principal) -> Result<()> {
-        let held = self.session_records_of(owner);
-        if held >= MAX_SESSION_RECORDS_PER_CALLER {
+        let max = cfg.max_session_records_per_caller;
+        let held = self.session_records_of(owner, max);
+        if held >= max {
             let ttl_s = cfg.session_ttl_ns / 1_000_000_000;
             return Err(Error::QuotaExceeded(format!(
-                "caller holds {held} upload session records, the most one caller may (max_session_records_per_caller = {MAX_SESSION_RECORDS_PER_CALLER}): open, finished, aborted or expired sessions each keep a record until housekeeping drops it, one session_ttl_ns ({ttl_s} s) after the session ended"
+                "caller holds {held} upload session records, the most one caller may (max_session_records_per_caller = {max}): open, finished, aborted or expired sessions each keep a record until housekeeping drops it, one session_ttl_ns ({ttl_s} s) after the session ended"
             )));
         }
         Ok(())
@@ -216,6 +217,10 @@ pub(crate) fn validate_config(cfg: &Config) -> Result<()> {
         format!("max_live_sessions_per_caller must be 1 to {MAX_LIVE_SESSIONS_LIMIT}")
     } else if cfg.session_ttl_ns < 60_000_000_000 {
         "session_ttl_ns must be at least 60 s".to_string()
+    } else if cfg.max_session_records_per_caller < cfg.max_live_sessions_per_caller
+        || cfg.max_session_records_per_caller > MAX_SESSION_RECORDS_LIMIT
+    {
+        format!("max_session_records_per_caller must be max_live_sessions_per_caller ({}) to {MAX_SESSION_RECORDS_LIMIT}", cfg.max_live_sessions_per_caller)
     } else if cfg.max_memories_per_capsule > MAX_MEMORIES_PER_CAPSULE_LIMIT {
         format!(
             "max_memories_per_capsule must be at most {MAX_MEMORIES_PER_CAPSULE_LIMIT}: capsules created before memories were counted are counted once up to it"

@@ -45,17 +45,21 @@ pub const MAX_STORED_BYTES_LIMIT: u64 = crate::storage::layout::NESTED_CAPACITY_
 /// Most sessions one caller may keep open (the configurable limit's ceiling): bounds
 /// the sessions a revocation aborts in one message.
 pub const MAX_LIVE_SESSIONS_LIMIT: u32 = 1000;
-/// Session records one caller may hold at once, in every state: open (live or expired
-/// and not yet collected), finished and aborted (kept one TTL after they end, so a
-/// retried finish or abort gets its answer). Every `uploads_begin` makes a record,
-/// also one that finds its bytes already stored and so is never open: without this
-/// bound, begin + abort (or begins that finish at once by dedup) kept ~2 KB of stable
-/// memory each for a TTL with no limit. 1,000 records a TTL (24 h by default) is
-/// 1,000 uploads a day per principal; counting them reads at most this many index keys
-/// (a begin refused at the bound costs ~0.2 M instructions in the Wasm, a begin ~1.9 M).
-/// At least `MAX_LIVE_SESSIONS_LIMIT`, since live sessions are records too.
-pub const MAX_SESSION_RECORDS_PER_CALLER: u32 = 1000;
-const _: () = assert!(MAX_SESSION_RECORDS_PER_CALLER >= MAX_LIVE_SESSIONS_LIMIT);
+/// Session records one caller may hold at once, in every state (open, finished, aborted,
+/// expired until collected), by default: each keeps ~0.7–1.9 KB of stable memory until
+/// housekeeping drops it one TTL after the session ended (so a retried finish or abort
+/// gets its answer). Every `uploads_begin` makes a record, also one that finds its bytes
+/// already stored and so is never open: without a bound, begin + abort (or begins that
+/// finish at once by dedup) kept records for a TTL with no limit. 10,000 records a TTL
+/// (24 h by default) is a day's phone library of 2,500 photos with their three
+/// renditions, or a 200-memory backup exported and imported again; operators set it
+/// (`max_session_records_per_caller`) between `max_live_sessions_per_caller` and
+/// [`MAX_SESSION_RECORDS_LIMIT`].
+pub const DEFAULT_MAX_SESSION_RECORDS_PER_CALLER: u32 = 10_000;
+/// The most `max_session_records_per_caller` may be set to: counting a caller's records
+/// reads at most this many index keys (~0.2 M instructions a thousand).
+pub const MAX_SESSION_RECORDS_LIMIT: u32 = 100_000;
+const _: () = assert!(DEFAULT_MAX_SESSION_RECORDS_PER_CALLER >= MAX_LIVE_SESSIONS_LIMIT);
 
 // ---- what a memory costs ----
 //
@@ -66,9 +70,10 @@ const _: () = assert!(MAX_SESSION_RECORDS_PER_CALLER >= MAX_LIVE_SESSIONS_LIMIT)
 // deleted. The record is charged as the lengths of its texts plus fixed overheads, an
 // upper bound of its CBOR encoding (a unit test checks it for the largest record).
 
-/// Bytes charged for one certified HTTP response: a certified response is ~2 nodes of
-/// a stable Merkle tree of ~130 bytes each (path and response nodes with their hashes).
-pub const CERT_BYTES_PER_RESPONSE: u64 = 256;
+/// Bytes charged for one certified HTTP response: what the stable certification tree
+/// takes for it, a path and a trie node in two `StableBTreeMap`s, measured at ~630 bytes
+/// a response (80,120 responses, `storage::hash_tree`), rounded up.
+pub const CERT_BYTES_PER_RESPONSE: u64 = 640;
 /// Certified responses of an asset beside one per part: the 200, 304, 403 and 416.
 pub const CERT_RESPONSES_PER_ASSET: u64 = 4;
 /// Certified parts of one memory at most (an asset's parts: 1 if inline, its blob's
@@ -136,6 +141,9 @@ pub struct Config {
     /// Memories one capsule holds at most.
     #[serde(default = "default_memories_per_capsule")]
     pub max_memories_per_capsule: u64,
+    /// Session records one caller holds at most, in every state.
+    #[serde(default = "default_session_records_per_caller")]
+    pub max_session_records_per_caller: u32,
 }
 
 fn default_capsule_bytes() -> u64 {
@@ -149,6 +157,9 @@ fn default_capsules() -> u64 {
 }
 fn default_stored_bytes() -> u64 {
     MAX_STORED_BYTES_LIMIT
+}
+fn default_session_records_per_caller() -> u32 {
+    DEFAULT_MAX_SESSION_RECORDS_PER_CALLER
 }
 fn default_memories_per_capsule() -> u64 {
     DEFAULT_MAX_MEMORIES_PER_CAPSULE
@@ -166,6 +177,7 @@ impl Default for Config {
             max_stored_bytes: default_stored_bytes(),
             directory: None,
             max_memories_per_capsule: default_memories_per_capsule(),
+            max_session_records_per_caller: default_session_records_per_caller(),
         }
     }
 }
@@ -191,7 +203,7 @@ impl Config {
             directory: self.directory,
             max_memories_per_capsule: Some(self.max_memories_per_capsule),
             max_parts_per_memory: Some(MAX_MEMORY_PARTS),
-            max_session_records_per_caller: Some(MAX_SESSION_RECORDS_PER_CALLER),
+            max_session_records_per_caller: Some(self.max_session_records_per_caller),
         }
     }
 }

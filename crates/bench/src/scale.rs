@@ -265,6 +265,7 @@ pub fn run(wasm: &[u8], counts: &[u64]) -> Result<Vec<Row>> {
         max_stored_bytes: None,
         directory: None,
         max_memories_per_capsule: Some(most.max(100_000)),
+        max_session_records_per_caller: None,
     };
     let (r, _): (Res<UploadConfig>, _) = ok(&mut host, true, ic_host::DEFAULT_CONTROLLER, "admin_set_config", (update,), 0)?;
     must(r, "admin_set_config")?;

@@ -182,6 +182,11 @@ export interface ConfigUpdate {
   'max_stored_bytes' : [] | [bigint],
   'session_ttl_ns' : [] | [bigint],
   'max_capsules' : [] | [bigint],
+  /**
+   * Upload session records one caller holds at most, in every state (from
+   * `max_live_sessions_per_caller` to 100,000).
+   */
+  'max_session_records_per_caller' : [] | [number],
   'max_capsules_per_caller' : [] | [number],
   'max_capsule_bytes' : [] | [bigint],
   'max_file_size' : [] | [bigint],
@@ -572,6 +577,7 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'max_stored_bytes' : IDL.Opt(IDL.Nat64),
     'session_ttl_ns' : IDL.Opt(IDL.Nat64),
     'max_capsules' : IDL.Opt(IDL.Nat64),
+    'max_session_records_per_caller' : IDL.Opt(IDL.Nat32),
     'max_capsules_per_caller' : IDL.Opt(IDL.Nat32),
     'max_capsule_bytes' : IDL.Opt(IDL.Nat64),
     'max_file_size' : IDL.Opt(IDL.Nat64),
