@@ -20,7 +20,7 @@ const GATEWAY: &str = "http://gateway.test:8080";
 
 /// Asks the embedded canister in `d/state` for `urls` as an HTTP gateway does (the
 /// anonymous caller, `url` = path and query), after `advance` of canister time. Due
-/// timers run first (the certification the canister rebuilds after each load).
+/// timers run first (housekeeping; the certification tree itself is in stable memory).
 fn fetch(d: &Path, urls: &[&str], advance: Duration) -> Vec<HttpResponse> {
     let t =
         EmbeddedTransport::open(&d.join("state"), common::wasm(), Principal::anonymous()).unwrap();
