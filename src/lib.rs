@@ -76,8 +76,10 @@ fn start_http() {
             let reply = ic_cdk::call::Call::unbounded_wait(Principal::management_canister(), "raw_rand").await;
             if let Ok(bytes) = reply.map_err(|_| ()).and_then(|r| r.candid::<ByteBuf>().map_err(|_| ())) {
                 with_state(|s| s.set_link_secret(&bytes));
-                // Memories created before the secret can now get their ETags.
+                // Memories created before the secret get their ETags now, in this
+                // message as far as it goes (a bounded pass), then on the interval.
                 start_certify_passes();
+                http_certify_pass();
             }
         });
     }
