@@ -573,10 +573,8 @@ fn fixture() -> Fixture {
 #[test]
 fn locate_tells_the_owner_only_and_route_tells_anyone_the_canister() {
     let f = fixture();
-    let Fixture { ref cwd, ref n, ref admin, ref user, ref anon, d, ref order, .. } = f;
-    let (cwd, n, admin, user, anon) = (cwd.as_path(), n, admin, user, anon);
-    let (c0, c1, c2) = (order[0], order[1], order[2]);
-    let _ = (cwd, n, admin, anon, c0, c1, c2, user);
+    let Fixture { cwd, n, user, anon, d, .. } = &f;
+    let (cwd, d) = (cwd.as_path(), *d);
     // ---- Item 2: capsules_locate tells the owner only; capsules_route tells anyone
     // the storage canister and nothing else.
     let mine = create(user, d, "mine").unwrap();
@@ -603,10 +601,9 @@ fn locate_tells_the_owner_only_and_route_tells_anyone_the_canister() {
 #[test]
 fn closed_is_never_reopened_by_a_failure() {
     let f = fixture();
-    let Fixture { ref cwd, ref n, ref admin, ref user, ref anon, d, ref order, .. } = f;
-    let (cwd, n, admin, user, anon) = (cwd.as_path(), n, admin, user, anon);
-    let (c0, c1, c2) = (order[0], order[1], order[2]);
-    let _ = (cwd, n, admin, anon, c0, c1, c2, user);
+    let Fixture { admin, d, order, .. } = &f;
+    let d = *d;
+    let c1 = order[1];
     // ---- Closed is the operator's: a failing refresh does not turn it into
     // Unreachable, and so the next refresh does not turn it into Active.
     set_accepting(admin, d, c1, false);
@@ -625,10 +622,9 @@ fn closed_is_never_reopened_by_a_failure() {
 #[test]
 fn full_by_capsule_count_sticks_across_refreshes() {
     let f = fixture();
-    let Fixture { ref cwd, ref n, ref admin, ref user, ref anon, d, ref order, .. } = f;
-    let (cwd, n, admin, user, anon) = (cwd.as_path(), n, admin, user, anon);
+    let Fixture { admin, user, d, order, .. } = &f;
+    let d = *d;
     let (c0, c1, c2) = (order[0], order[1], order[2]);
-    let _ = (cwd, n, admin, anon, c0, c1, c2, user);
     set_accepting(admin, d, c1, false);
     // ---- Item 1b: Full by capsule count sticks. Only c0 takes capsules; it holds at
     // most what it holds now + 1.
@@ -663,10 +659,9 @@ fn full_by_capsule_count_sticks_across_refreshes() {
 #[test]
 fn a_placement_that_moved_leaves_no_orphan() {
     let f = fixture();
-    let Fixture { ref cwd, ref n, ref admin, ref user, ref anon, d, ref order, .. } = f;
-    let (cwd, n, admin, user, anon) = (cwd.as_path(), n, admin, user, anon);
+    let Fixture { n, admin, user, d, order, .. } = &f;
+    let d = *d;
     let (c0, c1, c2) = (order[0], order[1], order[2]);
-    let _ = (cwd, n, admin, anon, c0, c1, c2, user);
     use backend::api::ConfigUpdate as StorageConfig;
     // ---- Item 3: a placement that moved from c0 to c2 and was finished by a refresh
     // leaves nothing on c0. c0 is stopped, so the create moves on to c2; the
@@ -702,10 +697,9 @@ fn a_placement_that_moved_leaves_no_orphan() {
 #[test]
 fn an_interrupted_rolling_upgrade_keeps_a_canister_closed() {
     let f = fixture();
-    let Fixture { ref cwd, ref n, ref admin, ref user, ref anon, d, ref order, .. } = f;
-    let (cwd, n, admin, user, anon) = (cwd.as_path(), n, admin, user, anon);
-    let (c0, c1, c2) = (order[0], order[1], order[2]);
-    let _ = (cwd, n, admin, anon, c0, c1, c2, user);
+    let Fixture { n, admin, d, order, .. } = &f;
+    let d = *d;
+    let (c0, c1) = (order[0], order[1]);
     // ---- Item 4: a rolling upgrade keeps the operator's Closed, also when it is
     // interrupted at that canister and resumed.
     set_accepting(admin, d, c0, false);
@@ -733,10 +727,9 @@ fn an_interrupted_rolling_upgrade_keeps_a_canister_closed() {
 #[test]
 fn accepting_set_during_an_upgrade_holds_after_it() {
     let f = fixture();
-    let Fixture { ref cwd, ref n, ref admin, ref user, ref anon, d, ref order, .. } = f;
-    let (cwd, n, admin, user, anon) = (cwd.as_path(), n, admin, user, anon);
+    let Fixture { n, admin, d, order, .. } = &f;
+    let d = *d;
     let (c0, c1, c2) = (order[0], order[1], order[2]);
-    let _ = (cwd, n, admin, anon, c0, c1, c2, user);
     set_accepting(admin, d, c0, false);
     let raw = std::fs::read(keepsake::embedded::resolve_wasm(None).unwrap().with_file_name("backend.wasm.gz")).unwrap();
     // The operator opens c0 while it is being upgraded: it takes no capsule while
@@ -768,10 +761,8 @@ fn accepting_set_during_an_upgrade_holds_after_it() {
 #[test]
 fn sign_up_policies_bound_a_flood() {
     let f = fixture();
-    let Fixture { ref cwd, ref n, ref admin, ref user, ref anon, d, ref order, .. } = f;
-    let (cwd, n, admin, user, anon) = (cwd.as_path(), n, admin, user, anon);
-    let (c0, c1, c2) = (order[0], order[1], order[2]);
-    let _ = (cwd, n, admin, anon, c0, c1, c2, user);
+    let Fixture { cwd, n, admin, user, d, order, .. } = &f;
+    let (cwd, d) = (cwd.as_path(), *d);
     // ---- Item 1a: open sign-up, bounded per window (all callers together): fresh
     // principals are refused once the window is used up, and a refusal changes nothing.
     let open = |w: u32, empty: u64| dir::SignupPolicy::Open { max_new_per_window: w, window_secs: 3600, max_empty_capsules: empty };
@@ -857,10 +848,8 @@ fn sign_up_policies_bound_a_flood() {
 #[test]
 fn directory_access_matrix_and_fuzz() {
     let f = fixture();
-    let Fixture { ref cwd, ref n, ref admin, ref user, ref anon, d, ref order, .. } = f;
-    let (cwd, n, admin, user, anon) = (cwd.as_path(), n, admin, user, anon);
-    let (c0, c1, c2) = (order[0], order[1], order[2]);
-    let _ = (cwd, n, admin, anon, c0, c1, c2, user);
+    let Fixture { cwd, n, admin, user, anon, d, .. } = &f;
+    let (cwd, d) = (cwd.as_path(), *d);
     let mine = create(user, d, "mine").unwrap();
     let (stranger, _) = new_agent(n, cwd, "stranger");
     // ---- The access matrix: every method of directory.did × {anonymous, user,
