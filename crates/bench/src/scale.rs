@@ -21,6 +21,9 @@ use serde_bytes::ByteBuf;
 use sha2::{Digest, Sha256};
 
 use crate::data::File;
+
+#[path = "../../../tests/common/verify.rs"]
+mod gateway_check;
 use crate::keepsake::{upload, Canister, USER};
 use crate::meter::{call, ok, Msg};
 
@@ -171,30 +174,10 @@ fn run_timers(host: &mut Host) -> Result<Vec<u64>> {
     bail!("timers still ran after 100,000 rounds")
 }
 
-/// Checks a response as the HTTP gateway does: `ic-response-verification`,
-/// certification v2 only, under the host's root key.
+/// Checks a response as the HTTP gateway does (the tests' checker, under the host's
+/// root key).
 fn verify(host: &Host, req: &HttpRequest, r: &HttpResponse) -> std::result::Result<(), String> {
-    let request = ic_http_certification::HttpRequest::get(req.url.clone()).with_headers(req.headers.clone()).build();
-    let response = ic_http_certification::HttpResponse::builder()
-        .with_status_code(ic_http_certification::StatusCode::from_u16(r.status_code).map_err(|e| e.to_string())?)
-        .with_headers(r.headers.clone())
-        .with_body(r.body.to_vec())
-        .build();
-    let info = ic_response_verification::verify_request_response_pair(
-        request,
-        response,
-        host.canister_id().as_slice(),
-        u128::from(host.time()),
-        300_000_000_000,
-        &host.root_key(),
-        2,
-    )
-    .map_err(|e| e.to_string())?;
-    let v = info.response.ok_or_else(|| "no certified response".to_string())?;
-    if info.verification_version != 2 || v.status_code != Some(r.status_code) || v.body != r.body.as_slice() {
-        return Err(format!("what was verified ({:?}) differs from the response", v.status_code));
-    }
-    Ok(())
+    gateway_check::verify(&host.root_key(), host.canister_id().as_slice(), req, r, host.time())
 }
 
 /// A GET by `caller` (anonymous: as the gateway forwards a browser's), checked.
